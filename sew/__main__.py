@@ -1,0 +1,5 @@
+import sys
+
+from sew.cli import main
+
+sys.exit(main())
