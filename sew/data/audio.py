@@ -1,0 +1,138 @@
+"""Audio decoding: any WAV / FLAC / OGG file (or its bytes) to a 16 kHz mono float32 waveform.
+
+Decoding goes through ``soundfile`` and resampling through ``soxr``; neither torchaudio,
+torchcodec nor FFmpeg is needed. The loader returns raw audio: per-utterance normalisation
+is a model setting (``EncoderConfig.normalize_waveform``) applied with the lengths.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from sew.data import rejects
+
+SAMPLE_RATE = 16000
+
+
+class AudioError(ValueError):
+    """A file that cannot be used: unreadable, truncated, empty or with NaN / inf samples."""
+
+    def __init__(self, path: str | Path, reason: str, detail: str = "") -> None:
+        self.path = str(path)
+        self.reason = reason  # one of the ``sew.data.rejects`` reasons
+        self.detail = detail
+        message = f"{self.path}: {reason}" + (f" ({detail})" if detail else "")
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the file held before conversion, and what was done to it."""
+
+    path: str
+    sample_rate: int  # original rate
+    channels: int  # original channel count
+    num_frames: int  # original length, in frames at ``sample_rate``
+    resampled: bool
+    downmixed: bool
+
+
+def load_audio(source: str | Path | bytes, target_rate: int = SAMPLE_RATE, name: str | None = None
+               ) -> tuple[np.ndarray, AudioInfo]:
+    """Decode ``source`` (a path or the file's bytes) to float32 mono ``[T]`` at ``target_rate``.
+
+    ``name`` labels the audio in errors and in ``AudioInfo`` (defaults to the path).
+    Raises ``AudioError`` for unreadable, truncated, empty or non-finite audio, and
+    ``FileNotFoundError`` for a missing path.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        label = name or "<bytes>"
+        handle = io.BytesIO(bytes(source))
+    else:
+        label = name or str(source)
+        if not Path(source).is_file():
+            raise FileNotFoundError(f"{label}: audio file not found")
+        handle = str(source)
+        _check_wav_size(source, label)
+    try:
+        with sf.SoundFile(handle) as f:
+            rate, channels, declared = f.samplerate, f.channels, f.frames
+            data = f.read(dtype="float32", always_2d=True)  # [T, C]
+    except (sf.LibsndfileError, RuntimeError, EOFError) as err:
+        reason = rejects.TRUNCATED if "lost sync" in str(err) or "truncat" in str(err) else rejects.UNREADABLE
+        raise AudioError(label, reason, str(err).replace(f"'{handle}'", "file").strip()) from None
+    if data.shape[0] < declared:
+        raise AudioError(label, rejects.TRUNCATED, f"header says {declared} frames, read {data.shape[0]}")
+    if data.size == 0:
+        raise AudioError(label, rejects.EMPTY, "no samples")
+    if not np.isfinite(data).all():
+        bad = int((~np.isfinite(data)).any(axis=1).sum())
+        raise AudioError(label, rejects.NON_FINITE, f"{bad} of {data.shape[0]} frames")
+    wave = data.mean(axis=1) if channels > 1 else data[:, 0]
+    if rate != target_rate:
+        wave = soxr.resample(wave, rate, target_rate)
+    wave = np.ascontiguousarray(np.clip(wave, -1.0, 1.0), dtype=np.float32)
+    info = AudioInfo(label, rate, channels, data.shape[0], rate != target_rate, channels > 1)
+    return wave, info
+
+
+def resampled_length(num_frames: int, rate: int, target_rate: int = SAMPLE_RATE) -> int:
+    """Samples ``load_audio`` returns for ``num_frames`` at ``rate`` (soxr rounds to nearest)."""
+    if rate == target_rate:
+        return num_frames
+    return int(round(num_frames * target_rate / rate))
+
+
+def header_num_samples(path: str | Path, target_rate: int = SAMPLE_RATE) -> int:
+    """Length at ``target_rate`` from the file header alone (no decoding); may be wrong for bad files."""
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise AudioError(path, rejects.UNREADABLE, str(err)) from None
+    return resampled_length(info.frames, info.samplerate, target_rate)
+
+
+def normalize_waveform(x: np.ndarray, eps: float = 1e-7) -> np.ndarray:
+    """Zero mean, unit variance over the last axis (``[T]`` or ``[B, T]``, unpadded)."""
+    x = np.asarray(x, dtype=np.float32)
+    mean = x.mean(axis=-1, keepdims=True)
+    var = x.var(axis=-1, keepdims=True)
+    return ((x - mean) / np.sqrt(var + eps)).astype(np.float32)
+
+
+def write_flac(path: str | Path, wave: np.ndarray, rate: int = SAMPLE_RATE) -> None:
+    """Write a mono float waveform in [-1, 1] as 16-bit FLAC (deterministic bytes)."""
+    pcm = np.round(np.clip(wave, -1.0, 1.0) * 32767.0).astype(np.int16)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), pcm, rate, format="FLAC", subtype="PCM_16")
+
+
+def _check_wav_size(path: str | Path, label: str) -> None:
+    """Raise for a RIFF/WAVE file whose data chunk is shorter than its header declares.
+
+    libsndfile silently reads what is there, so a half-copied WAV would otherwise pass.
+    """
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return
+            chunk_id, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if chunk_id == b"data":
+                start = f.tell()
+                end = f.seek(0, io.SEEK_END)
+                # 0 and 0xFFFFFFFF mark streams written without a final size: not an error.
+                if size not in (0, 0xFFFFFFFF) and end - start < size:
+                    raise AudioError(label, rejects.TRUNCATED, f"data chunk declares {size} bytes, file has {end - start}")
+                return
+            f.seek(size + (size & 1), io.SEEK_CUR)

@@ -1,0 +1,194 @@
+"""Scan a corpus once and write it in the canonical form: fairseq ``.tsv`` + ``.wrd`` + ``.ltr``.
+
+The scan decodes every file (in several processes when asked), so that training never
+has to touch audio to learn lengths, and every bad item is found up front. Each split
+``S`` becomes ``S.tsv`` (root line, then ``relative/path<TAB>num_samples`` at 16 kHz) and,
+for transcribed corpora, ``S.wrd`` (normalised words) and ``S.ltr`` (letters, ``|`` after
+each word). ``vocab.json`` is built from the train split, ``rejected.tsv`` lists bad items.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from tqdm import tqdm
+
+from sew.data import rejects
+from sew.data.audio import AudioError, load_audio, write_flac
+from sew.data.corpus import Corpus, Utterance, list_splits, read_corpus
+from sew.data.rejects import RejectLog
+from sew.data.text import Vocabulary, normalize_text, to_letters
+
+RECEPTIVE_FIELD = 400  # samples; sew.config.EncoderConfig().receptive_field for every preset
+
+
+@dataclass
+class SplitReport:
+    """What happened to one split."""
+
+    split: str
+    kept: int = 0
+    seconds: float = 0.0
+    rejected: int = 0
+    notes: dict[str, int] = field(default_factory=dict)
+
+    def line(self) -> str:
+        notes = "".join(f", {n} {what}" for what, n in sorted(self.notes.items()))
+        return f"{self.split}: {self.kept} utterances ({self.seconds / 60:.1f} min) kept, {self.rejected} rejected{notes}"
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes; fork on Linux (no ``__main__`` guard needed), spawn elsewhere."""
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+
+
+def scan_corpus(corpus: Corpus, log: RejectLog, *, workers: int = 1, min_samples: int = RECEPTIVE_FIELD,
+                max_samples: int | None = None, vocab: Vocabulary | None = None,
+                require_transcripts: bool | None = None, copy_to: str | Path | None = None,
+                progress: bool = True) -> list[Utterance]:
+    """Decode every utterance; return the good ones with ``num_samples`` set, reject the rest.
+
+    Checks, in order: transcript present (when ``require_transcripts``, default: the corpus
+    has transcripts), characters in ``vocab`` (when given), file present, audio decodable,
+    length in ``[min_samples, max_samples]``. With ``copy_to`` each good file is rewritten
+    there as 16 kHz mono FLAC and its path updated. Items are reported in corpus order.
+    """
+    if require_transcripts is None:
+        require_transcripts = corpus.has_transcripts
+    min_samples = max(min_samples, RECEPTIVE_FIELD)
+    todo = []
+    for utt in corpus:
+        problem = check_transcript(utt, require_transcripts, vocab)
+        if problem:
+            log.reject(utt.path, problem[0], utt.line, problem[1])
+        else:
+            target = str(Path(copy_to) / f"{safe_name(utt.id)}.flac") if copy_to else None
+            todo.append((utt, target))
+    good = []
+    bar = tqdm(total=len(todo), desc=f"scan {corpus.split}", unit="file", disable=None if progress else True)
+    with _mapper(workers) as run:
+        for (utt, target), (length, error, notes) in zip(todo, run(_scan_one, todo)):
+            bar.update()
+            for note in notes:
+                log.note(note)
+            if error is None:
+                if length < min_samples:
+                    why = "the receptive field" if min_samples == RECEPTIVE_FIELD else "the minimum duration"
+                    error = (rejects.TOO_SHORT, f"{length} samples < {min_samples} ({why})")
+                elif max_samples is not None and length > max_samples:
+                    error = (rejects.TOO_LONG, f"{length} samples > {max_samples}")
+            if error is not None:
+                log.reject(utt.path, error[0], utt.line, error[1])
+                continue
+            good.append(replace(utt, num_samples=length, path=target or utt.path,
+                                audio_bytes=None if target else utt.audio_bytes))
+    bar.close()
+    return good
+
+
+def check_transcript(utt: Utterance, required: bool, vocab: Vocabulary | None) -> tuple[str, str] | None:
+    """(reason, detail) when the transcript is missing, empty, or has characters outside ``vocab``."""
+    if utt.transcript is None or not normalize_text(utt.transcript):
+        if required:
+            return rejects.NO_TRANSCRIPT, "no transcript" if utt.transcript is None else "empty after normalisation"
+        return None
+    if vocab is not None:
+        unknown = vocab.unknown_chars(utt.transcript)
+        if unknown:
+            return rejects.OUT_OF_VOCABULARY, "characters " + " ".join(sorted(unknown))
+    return None
+
+
+def _scan_one(item: tuple[Utterance, str | None]) -> tuple[int, tuple[str, str] | None, list[str]]:
+    """Worker: (length at 16 kHz, (reason, detail) or None, notes) for one utterance."""
+    utt, target = item
+    try:
+        wave, info = load_audio(utt.audio, name=utt.path)
+    except FileNotFoundError:
+        return 0, (rejects.MISSING_FILE, "file not found"), []
+    except AudioError as err:
+        return 0, (err.reason, err.detail), []
+    notes = [note for note, done in (("resampled", info.resampled), ("downmixed", info.downmixed)) if done]
+    if target is not None:
+        write_flac(target, wave)
+    return len(wave), None, notes
+
+
+class _mapper:
+    """``with _mapper(n) as run: run(fn, items)``: an ordered map, in ``n`` processes when n > 1."""
+
+    def __init__(self, workers: int) -> None:
+        self.pool = process_pool(workers) if workers > 1 else None
+
+    def __enter__(self):
+        if self.pool is None:
+            return map
+        return lambda fn, items: self.pool.map(fn, items, chunksize=8)
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+
+def safe_name(uid: str) -> str:
+    """A file name from an utterance id: anything but letters, digits, ``.``, ``-``, ``_`` becomes ``_``."""
+    return re.sub(r"[^\w.\-]", "_", uid)
+
+
+def write_split(out_dir: str | Path, split: str, utts: list[Utterance], root: str | None = None) -> Path:
+    """Write ``split.tsv`` (and ``.wrd`` / ``.ltr`` when transcribed); paths relative to ``root``.
+
+    ``root`` defaults to the deepest directory holding every file. A relative root is
+    written as given and read back relative to the manifest's directory.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if root is None:
+        root = os.path.commonpath([os.path.dirname(os.path.abspath(u.path)) for u in utts]) if utts else str(out)
+    base = (out / root) if not os.path.isabs(root) else Path(root)
+    rows = [f"{os.path.relpath(u.path, base)}\t{u.num_samples}" for u in utts]
+    (out / f"{split}.tsv").write_text("\n".join([root, *rows]) + "\n", encoding="utf-8")
+    if any(u.transcript is not None for u in utts):
+        words = [normalize_text(u.transcript or "") for u in utts]
+        (out / f"{split}.wrd").write_text("".join(w + "\n" for w in words), encoding="utf-8")
+        (out / f"{split}.ltr").write_text("".join(to_letters(w) + "\n" for w in words), encoding="utf-8")
+    return out / f"{split}.tsv"
+
+
+def write_manifest(source: str | Path, out_dir: str | Path, log: RejectLog, *, splits: list[str] | None = None,
+                   workers: int = 1, min_samples: int = RECEPTIVE_FIELD, max_samples: int | None = None,
+                   vocab: Vocabulary | None = None, copy_audio: bool = False,
+                   progress: bool = True) -> list[SplitReport]:
+    """Scan ``source`` and write its canonical form into ``out_dir``; see the module docstring.
+
+    Embedded audio (datasets with bytes) is always copied out as FLAC under ``out_dir/audio``.
+    Returns one report per split; ``rejected.tsv`` is written even when empty.
+    """
+    out = Path(out_dir)
+    reports = []
+    saved = vocab  # the given vocabulary checks every split; otherwise one is built from train
+    names = splits or list_splits(source)
+    for name in names:
+        before, notes_before = len(log), dict(log.notes)
+        corpus = read_corpus(source, name, log)
+        copy = copy_audio or any(u.audio_bytes is not None for u in corpus)
+        audio_dir = out / "audio" / corpus.split if copy else None
+        good = scan_corpus(corpus, log, workers=workers, min_samples=min_samples, max_samples=max_samples,
+                           vocab=vocab, copy_to=audio_dir, progress=progress)
+        write_split(out, corpus.split, good, root=str(audio_dir.resolve()) if copy else None)
+        if saved is None and corpus.split.startswith("train") and any(u.transcript for u in good):
+            saved = Vocabulary.build(u.transcript for u in good if u.transcript)
+        notes = {k: v - notes_before.get(k, 0) for k, v in log.notes.items() if v > notes_before.get(k, 0)}
+        reports.append(SplitReport(corpus.split, len(good), sum(u.num_samples for u in good) / 16000.0,
+                                   len(log) - before, notes))
+    if saved is not None:
+        saved.save(out)
+    log.write(out)
+    return reports

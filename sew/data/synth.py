@@ -1,0 +1,175 @@
+"""The built-in corpus: multi-speaker synthetic English speech from eSpeak NG, in canonical form.
+
+``synthesize_corpus(out_dir, minutes, seed)`` writes ``audio/{split}/{id}.flac`` (16 kHz,
+16-bit), ``{train,dev,test}.tsv/.wrd/.ltr``, ``vocab.json`` and ``corpus.json``. Sentences come
+from ``sew.data.sentences`` (dev and test first, so none of them appears in train); each
+utterance gets one of ``VOICES`` and a random rate and pitch.
+
+Determinism: eSpeak NG keeps state across utterances inside the library that no call
+resets, so utterances are synthesized in fixed chunks of ``CHUNK`` and each chunk runs in a
+fresh process. The output is then the same byte for byte whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soxr
+from tqdm import tqdm
+
+from sew.data.audio import SAMPLE_RATE, write_flac
+from sew.data.corpus import Utterance
+from sew.data.manifest import write_split
+from sew.data.sentences import generate_sentences
+from sew.data.text import Vocabulary
+
+VERSION = 1  # bump when the output for a given seed changes; part of the cache directory name
+VOICES = ["en-us", "en", "en-gb-scotland", "en-029", "en-us+f2", "en-us+f3", "en+m3", "en-us+klatt",
+          "en-gb-x-rp", "en-gb-x-gbclan+f4"]
+RATE_WPM = (140, 200)
+PITCH = (30, 70)
+CHUNK = 32  # utterances per fresh synthesizer process (fixed: it determines the output)
+DEFAULT_MINUTES = 40.0
+EVAL_FRACTION = 0.075  # dev and test each get this share of the train minutes (3 min for 40)
+TRIM_THRESHOLD, TRIM_MARGIN_S = 0.01, 0.1
+
+
+@dataclass(frozen=True)
+class SynthItem:
+    """One utterance to synthesize."""
+
+    split: str
+    id: str
+    text: str
+    voice: str
+    rate: int
+    pitch: int
+
+
+def plan_corpus(minutes: float, seed: int, eval_minutes: float | None = None) -> list[SynthItem]:
+    """Every utterance of the corpus: dev, test, then train, sized by an estimate of their duration."""
+    eval_minutes = max(EVAL_FRACTION * minutes, 0.1) if eval_minutes is None else eval_minutes
+    rng = np.random.default_rng([seed, 1])
+    targets = {"dev": eval_minutes * 60, "test": eval_minutes * 60, "train": minutes * 60}
+    # Draw more sentences than needed, then take them in order; dev and test come first.
+    mean_seconds = 2.45  # measured mean utterance length after trimming
+    pool = generate_sentences(int(sum(targets.values()) / mean_seconds * 1.5) + 30, seed)
+    items, next_sentence = [], 0
+    for split, seconds in targets.items():
+        total, count = 0.0, 0
+        while total < seconds or count < 3:
+            text = pool[next_sentence]
+            next_sentence += 1
+            voice = VOICES[int(rng.integers(len(VOICES)))]
+            rate = int(rng.integers(RATE_WPM[0], RATE_WPM[1] + 1))
+            pitch = int(rng.integers(PITCH[0], PITCH[1] + 1))
+            total += len(text.split()) * 60.0 / rate * 0.78 + 0.15  # trimmed duration, fitted on seed 0
+            count += 1
+            items.append(SynthItem(split, f"{split}-{count:05d}", text, voice, rate, pitch))
+    return items
+
+
+def render(wave_int16: np.ndarray, rate: int) -> np.ndarray:
+    """eSpeak output to float32 at 16 kHz, leading and trailing silence trimmed (0.1 s kept)."""
+    wave = soxr.resample(wave_int16.astype(np.float32) / 32768.0, rate, SAMPLE_RATE)
+    loud = np.flatnonzero(np.abs(wave) > TRIM_THRESHOLD)
+    if len(loud) == 0:
+        return wave
+    margin = int(TRIM_MARGIN_S * SAMPLE_RATE)
+    return wave[max(loud[0] - margin, 0): loud[-1] + margin + 1]
+
+
+def _synthesize_chunk(job: tuple[str, list[SynthItem]]) -> list[int]:
+    """Worker (a fresh process per chunk): write each item's FLAC, return their lengths."""
+    from sew.data.espeak import get_synthesizer
+
+    out_dir, items = job
+    synth = get_synthesizer()
+    synth.lib.espeak_ng_SetRandSeed(0)
+    lengths = []
+    for item in items:
+        wave = render(synth.synthesize(item.text, item.voice, item.rate, item.pitch), synth.sample_rate)
+        write_flac(Path(out_dir) / "audio" / item.split / f"{item.id}.flac", wave)
+        lengths.append(len(wave))
+    return lengths
+
+
+def synthesize_corpus(out_dir: str | Path, minutes: float = DEFAULT_MINUTES, seed: int = 0, *,
+                      workers: int | None = None, eval_minutes: float | None = None,
+                      progress: bool = True, log=print) -> dict:
+    """Generate the corpus into ``out_dir`` (see the module docstring); return its ``corpus.json``.
+
+    ``minutes`` of train audio, plus ``eval_minutes`` each of dev and test (default 7.5 %
+    of ``minutes``). ``workers`` defaults to the available cores. Prints the speed via ``log``.
+    """
+    if minutes <= 0:
+        raise ValueError(f"--minutes must be positive, got {minutes}")
+    out = Path(out_dir)
+    workers = workers or _available_cores()
+    start = time.perf_counter()
+    items = plan_corpus(minutes, seed, eval_minutes)
+    chunks = [items[i:i + CHUNK] for i in range(0, len(items), CHUNK)]
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    lengths: list[int] = []
+    bar = tqdm(total=len(items), desc="synthesize", unit="utt", disable=None if progress else True)
+    # maxtasksperchild=1: every chunk starts from a pristine eSpeak NG (see the module docstring).
+    with multiprocessing.get_context(method).Pool(min(workers, len(chunks)), maxtasksperchild=1) as pool:
+        for chunk_lengths in pool.imap(_synthesize_chunk, [(str(out), chunk) for chunk in chunks]):
+            lengths += chunk_lengths
+            bar.update(len(chunk_lengths))
+    bar.close()
+    info = {"generator": "sew.data.synth", "version": VERSION, "seed": seed, "minutes": minutes,
+            "sample_rate": SAMPLE_RATE, "voices": VOICES, "rate_wpm": list(RATE_WPM), "pitch": list(PITCH),
+            "splits": {}}
+    for split in ("train", "dev", "test"):
+        utts = [Utterance(it.id, str(out / "audio" / split / f"{it.id}.flac"), n, it.text)
+                for it, n in zip(items, lengths) if it.split == split]
+        write_split(out, split, utts, root=f"audio/{split}")
+        info["splits"][split] = {"utterances": len(utts), "seconds": round(sum(u.num_samples for u in utts) / SAMPLE_RATE, 2)}
+        if split == "train":
+            Vocabulary.build(u.transcript for u in utts).save(out)
+    (out / "corpus.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+    elapsed = time.perf_counter() - start
+    audio_s = sum(lengths) / SAMPLE_RATE
+    if log is not None:
+        log(f"synthesized {audio_s / 60:.1f} min of audio ({len(items)} utterances) in {elapsed:.1f} s: "
+            f"{audio_s / elapsed:.0f}x real time with {min(workers, len(chunks))} worker(s)")
+    return info
+
+
+def cache_dir() -> Path:
+    """``$SEW_CACHE`` or ``~/.cache/sew``."""
+    return Path(os.environ.get("SEW_CACHE") or Path.home() / ".cache" / "sew")
+
+
+def default_corpus(minutes: float = DEFAULT_MINUTES, seed: int = 0, progress: bool = True) -> Path:
+    """The built-in corpus directory, generated into the cache on first use and reused after."""
+    final = cache_dir() / "corpus" / f"synth-v{VERSION}-m{minutes:g}-s{seed}"
+    if (final / "corpus.json").is_file():
+        return final
+    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"generating the built-in corpus into {final} (once)", file=sys.stderr)
+    synthesize_corpus(tmp, minutes, seed, progress=progress, log=lambda s: print(s, file=sys.stderr))
+    try:
+        tmp.rename(final)  # atomic: a concurrent run either wins or finds ours complete
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (final / "corpus.json").is_file():
+            raise
+    return final
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
