@@ -54,12 +54,16 @@ def load_audio(source: str | Path | bytes, target_rate: int = SAMPLE_RATE, name:
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         label = name or "<bytes>"
+        if len(source) == 0:
+            raise AudioError(label, rejects.EMPTY, "0 bytes")
         handle = io.BytesIO(bytes(source))
     else:
         label = name or str(source)
         if not Path(source).is_file():
             raise FileNotFoundError(f"{label}: audio file not found")
         handle = str(source)
+        if Path(source).stat().st_size == 0:
+            raise AudioError(label, rejects.EMPTY, "0 bytes")
         _check_wav_size(source, label)
     try:
         with sf.SoundFile(handle) as f:

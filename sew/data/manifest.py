@@ -63,21 +63,19 @@ def scan_corpus(corpus: Corpus, log: RejectLog, *, workers: int = 1, min_samples
     if require_transcripts is None:
         require_transcripts = corpus.has_transcripts
     min_samples = max(min_samples, RECEPTIVE_FIELD)
-    todo = []
+    todo = []  # (utterance, FLAC to write or None, transcript problem or None), in corpus order
     for utt in corpus:
         problem = check_transcript(utt, require_transcripts, vocab)
-        if problem:
-            log.reject(utt.path, problem[0], utt.line, problem[1])
-        else:
-            target = str(Path(copy_to) / f"{safe_name(utt.id)}.flac") if copy_to else None
-            todo.append((utt, target))
+        target = str(Path(copy_to) / f"{safe_name(utt.id)}.flac") if copy_to and not problem else None
+        todo.append((utt, target, problem))
     good = []
     bar = tqdm(total=len(todo), desc=f"scan {corpus.split}", unit="file", disable=None if progress else True)
     with _mapper(workers) as run:
-        for (utt, target), (length, error, notes) in zip(todo, run(_scan_one, todo)):
+        for (utt, target, problem), (length, error, notes) in zip(todo, run(_scan_one, todo)):
             bar.update()
             for note in notes:
                 log.note(note)
+            error = problem or error
             if error is None:
                 if length < min_samples:
                     why = "the receptive field" if min_samples == RECEPTIVE_FIELD else "the minimum duration"
@@ -106,9 +104,11 @@ def check_transcript(utt: Utterance, required: bool, vocab: Vocabulary | None) -
     return None
 
 
-def _scan_one(item: tuple[Utterance, str | None]) -> tuple[int, tuple[str, str] | None, list[str]]:
+def _scan_one(item: tuple[Utterance, str | None, tuple | None]) -> tuple[int, tuple[str, str] | None, list[str]]:
     """Worker: (length at 16 kHz, (reason, detail) or None, notes) for one utterance."""
-    utt, target = item
+    utt, target, problem = item
+    if problem:  # already bad: do not decode
+        return 0, None, []
     try:
         wave, info = load_audio(utt.audio, name=utt.path)
     except FileNotFoundError:

@@ -77,7 +77,8 @@ class RejectedItem:
 class RejectLog:
     """Collects bad items (``reject``) and harmless conversions (``note``) for one command."""
 
-    def __init__(self, strict: bool = False, stream: TextIO | None = sys.stderr, warn: bool = True) -> None:
+    def __init__(self, strict: bool = False, stream: TextIO | None = None, warn: bool = True) -> None:
+        """``stream``: where warnings go (default: ``sys.stderr`` at the time of the warning)."""
         self.strict = strict
         self.stream = stream
         self.warn = warn
@@ -95,8 +96,8 @@ class RejectLog:
         self.items.append(item)
         if self.strict:
             raise BadItemError(item)
-        if self.warn and self.stream is not None:
-            print(f"warning: skipped {item.location()}: {item.describe()}", file=self.stream)
+        if self.warn:
+            print(f"warning: skipped {item.location()}: {item.describe()}", file=self.stream or sys.stderr)
 
     def note(self, what: str, count: int = 1) -> None:
         """Count a harmless conversion (``resampled``, ``downmixed``) for the summary."""

@@ -1,0 +1,125 @@
+"""``sew data``: write canonical manifests, generate the built-in corpus, describe a corpus."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("data", help="prepare speech corpora (manifests, the built-in corpus)",
+                                   description="Prepare speech corpora: scan and convert, synthesize, describe.")
+    sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+    m = sub.add_parser("manifest", help="scan a corpus and write fairseq .tsv/.wrd/.ltr manifests",
+                       description="Decode every file of SOURCE once, skip and report bad items, and write the "
+                                   "canonical form (SPLIT.tsv with 16 kHz sample counts, SPLIT.wrd, SPLIT.ltr, "
+                                   "vocab.json from train, rejected.tsv) into --out.")
+    m.add_argument("source", nargs="?", default=None,
+                   help="fairseq .tsv or directory of them, LibriSpeech tree, audiofolder, or datasets "
+                        "save_to_disk directory (default: the built-in corpus)")
+    m.add_argument("--out", required=True, help="output directory for the manifests and rejected.tsv")
+    m.add_argument("--split", action="append", default=None,
+                   help="split to convert; repeat for several (default: every split found)")
+    m.add_argument("--workers", type=int, default=1, help="processes decoding audio (default: 1)")
+    m.add_argument("--strict", action="store_true",
+                   help="stop at the first bad item with an error (default: skip it, warn, and list it in rejected.tsv)")
+    m.add_argument("--min-duration", type=float, default=0.0,
+                   help="reject utterances shorter than this many seconds (default: 0, i.e. only those shorter "
+                        "than the 400-sample receptive field)")
+    m.add_argument("--max-duration", type=float, default=None,
+                   help="reject utterances longer than this many seconds (default: no limit)")
+    m.add_argument("--vocab", default=None,
+                   help="vocab.json (or its directory): reject transcripts with other characters "
+                        "(default: none; a vocabulary is built from the train split)")
+    m.add_argument("--copy-audio", action="store_true",
+                   help="rewrite every good file as 16 kHz mono FLAC under OUT/audio (default: reference the "
+                        "originals; embedded audio is always copied)")
+    m.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    m.set_defaults(func=run_manifest)
+
+    s = sub.add_parser("synth", help="generate the built-in synthetic speech corpus (eSpeak NG)",
+                       description="Synthesize multi-speaker English speech with eSpeak NG into train/dev/test "
+                                   "16 kHz FLAC plus manifests. Same seed, same bytes.")
+    s.add_argument("--out", default=None,
+                   help="output directory (default: the cache directory used by every command, $SEW_CACHE or ~/.cache/sew)")
+    s.add_argument("--minutes", type=float, default=40.0, help="minutes of train audio (default: 40)")
+    s.add_argument("--seed", type=int, default=0, help="random seed for sentences, voices, rate and pitch (default: 0)")
+    s.add_argument("--eval-minutes", type=float, default=None,
+                   help="minutes of dev and of test audio each (default: 7.5%% of --minutes)")
+    s.add_argument("--workers", type=int, default=None, help="synthesis processes (default: all available cores)")
+    s.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    s.set_defaults(func=run_synth)
+
+    i = sub.add_parser("info", help="list the splits of a corpus with their sizes",
+                       description="Describe a corpus without decoding audio: format, splits, utterances, "
+                                   "duration (when the manifest has lengths) and transcripts.")
+    i.add_argument("source", nargs="?", default=None, help="any supported corpus (default: the built-in corpus)")
+    i.set_defaults(func=run_info)
+
+
+def _source(source: str | None) -> str:
+    if source is not None:
+        return source
+    from sew.data.synth import default_corpus
+
+    return str(default_corpus())
+
+
+def run_manifest(args: argparse.Namespace) -> int:
+    from sew.data.manifest import RECEPTIVE_FIELD, write_manifest
+    from sew.data.rejects import RejectLog
+    from sew.data.text import Vocabulary
+
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    source = _source(args.source)
+    log = RejectLog(strict=args.strict)
+    vocab = Vocabulary.load(args.vocab) if args.vocab else None
+    max_samples = int(args.max_duration * 16000) if args.max_duration is not None else None
+    reports = write_manifest(source, args.out, log, splits=args.split, workers=args.workers,
+                             min_samples=max(int(args.min_duration * 16000), RECEPTIVE_FIELD),
+                             max_samples=max_samples, vocab=vocab, copy_audio=args.copy_audio,
+                             progress=not args.no_progress)
+    for report in reports:
+        print(report.line())
+    print(f"{log.summary()}; manifests and rejected.tsv in {args.out}")
+    return 0
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    from sew.data.synth import default_corpus, synthesize_corpus
+
+    if args.out is None:
+        if args.eval_minutes is not None:
+            raise ValueError("--eval-minutes changes the corpus: give --out too")
+        print(f"built-in corpus: {default_corpus(args.minutes, args.seed, progress=not args.no_progress)}")
+        return 0
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    info = synthesize_corpus(args.out, args.minutes, args.seed, workers=args.workers,
+                             eval_minutes=args.eval_minutes, progress=not args.no_progress)
+    for split, s in info["splits"].items():
+        print(f"{split}: {s['utterances']} utterances ({s['seconds'] / 60:.1f} min)")
+    print(f"corpus written to {os.path.abspath(args.out)}")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from sew.data.corpus import detect_format, list_splits, read_corpus
+    from sew.data.rejects import RejectLog
+
+    source = _source(args.source)
+    print(f"{source}: {detect_format(source)}")
+    for split in list_splits(source):
+        log = RejectLog(warn=False)
+        corpus = read_corpus(source, split, log)
+        duration = f"{corpus.total_seconds() / 60:.1f} min" if corpus.has_lengths else "lengths unknown (run `sew data manifest`)"
+        transcribed = sum(1 for u in corpus if u.transcript)
+        bad = f", {len(log)} malformed entries" if len(log) else ""
+        print(f"  {split}: {len(corpus)} utterances, {duration}, {transcribed} transcribed{bad}")
+    if Path(source, "vocab.json").is_file():
+        print(f"  vocab.json: {len(__import__('json').loads(Path(source, 'vocab.json').read_text()))} tokens")
+    return 0

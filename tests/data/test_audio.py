@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+from sew.data import rejects
+from sew.data.audio import AudioError, header_num_samples, load_audio, normalize_waveform, write_flac
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac", ".ogg"])
+def test_formats_decode_to_16k_mono_float(tmp_path, audio, suffix):
+    path = audio.write(tmp_path / f"a{suffix}", seconds=0.5)
+    wave, info = load_audio(path)
+    assert wave.dtype == np.float32 and wave.ndim == 1 and len(wave) == 8000
+    assert not info.resampled and not info.downmixed and info.sample_rate == 16000
+    ref = audio.tone(0.5)
+    tol = 1e-4 if suffix != ".ogg" else 0.1  # ogg is lossy
+    assert np.abs(wave - ref).max() < tol
+
+
+def test_resample_and_downmix_are_done_and_recorded(tmp_path, audio):
+    path = audio.write(tmp_path / "s.flac", seconds=1.0, rate=44100, channels=2)
+    wave, info = load_audio(path)
+    assert info.resampled and info.downmixed and (info.sample_rate, info.channels) == (44100, 2)
+    assert len(wave) == 16000 == header_num_samples(path)
+    mono = audio.tone(1.0, 16000) * 0.25  # the mean of x and -x/2
+    assert np.corrcoef(wave[100:-100], mono[100:-100])[0, 1] > 0.99
+
+
+def test_bytes_source(tmp_path, audio):
+    path = audio.write(tmp_path / "a.flac", seconds=0.25)
+    wave, info = load_audio(path.read_bytes(), name="embedded")
+    assert len(wave) == 4000 and info.path == "embedded"
+
+
+def _truncate(path, keep=0.5):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def _make_bad(kind, d, audio):
+    """One bad file of each kind; returns its path."""
+    if kind == "truncated-wav":
+        _truncate(audio.write(d / "t.wav"))
+        return d / "t.wav"
+    if kind == "truncated-flac":
+        _truncate(audio.write(d / "t.flac", seconds=2.0))
+        return d / "t.flac"
+    if kind == "zero-bytes":
+        (d / "e.wav").write_bytes(b"")
+        return d / "e.wav"
+    if kind == "no-samples":
+        sf.write(str(d / "z.wav"), np.zeros(0, np.float32), 16000)
+        return d / "z.wav"
+    if kind == "garbage":
+        (d / "g.wav").write_bytes(b"this is not audio at all" * 10)
+        return d / "g.wav"
+    sf.write(str(d / "n.wav"), np.array([0.1, np.nan, np.inf] * 200, np.float32), 16000, subtype="FLOAT")
+    return d / "n.wav"
+
+
+@pytest.mark.parametrize("kind, reason", [
+    ("truncated-wav", rejects.TRUNCATED), ("truncated-flac", rejects.TRUNCATED), ("zero-bytes", rejects.EMPTY),
+    ("no-samples", rejects.EMPTY), ("garbage", rejects.UNREADABLE), ("nan-inf", rejects.NON_FINITE),
+])
+def test_bad_audio_raises_audio_error_with_reason(tmp_path, audio, kind, reason):
+    path = _make_bad(kind, tmp_path, audio)
+    with pytest.raises(AudioError) as info:
+        load_audio(path)
+    assert info.value.reason == reason and info.value.path == str(path)
+    assert isinstance(info.value, ValueError) and str(path) in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.wav"):
+        load_audio(tmp_path / "nope.wav")
+
+
+def test_normalize_waveform_zero_mean_unit_variance():
+    x = np.random.default_rng(0).normal(3.0, 5.0, size=(2, 1000)).astype(np.float32)
+    y = normalize_waveform(x)
+    assert np.allclose(y.mean(-1), 0, atol=1e-5) and np.allclose(y.std(-1), 1, atol=1e-3)
+
+
+def test_write_flac_is_deterministic_and_round_trips(tmp_path, audio):
+    x = audio.tone(0.3)
+    write_flac(tmp_path / "a.flac", x)
+    write_flac(tmp_path / "b.flac", x)
+    assert (tmp_path / "a.flac").read_bytes() == (tmp_path / "b.flac").read_bytes()
+    y, _ = load_audio(tmp_path / "a.flac")
+    assert np.abs(y - x).max() < 1 / 32767 + 1e-6
