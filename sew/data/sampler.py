@@ -94,8 +94,10 @@ class LengthBucketSampler:
                 break
             half = len(batches[j]) // 2
             batches[j:j + 1] = [batches[j][:half], batches[j][half:]]
+        repeat = 0
         while len(batches) % k:  # fewer utterances than shards: repeat from the start
-            batches.append(batches[len(batches) % k])
+            batches.append(batches[repeat])
+            repeat += 1
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:

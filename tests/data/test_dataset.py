@@ -1,0 +1,80 @@
+import numpy as np
+import torch
+
+from sew.data import rejects
+from sew.data.corpus import Utterance, read_corpus
+from sew.data.dataset import TARGET_PAD, SpeechDataset, collate, make_dataloader
+from sew.data.rejects import RejectLog
+from sew.data.text import Vocabulary
+
+
+def _utts(tmp_path, audio, specs):
+    """Utterances from (seconds, transcript) pairs, lengths from the header (num_samples=None)."""
+    return [Utterance(f"u{i}", str(audio.write(tmp_path / f"u{i}.wav", seconds=s, seed=i)), None, t, i + 1)
+            for i, (s, t) in enumerate(specs)]
+
+
+def test_collate_pads_waveforms_and_targets(tmp_path, audio):
+    utts = _utts(tmp_path, audio, [(0.1, "ab c"), (0.3, "Ça"), (0.2, "b")])
+    vocab = Vocabulary.build(u.transcript for u in utts)
+    ds = SpeechDataset(utts, vocab=vocab)
+    assert ds.lengths == [1600, 4800, 3200]
+    batch = collate([ds[0], ds[1], ds[2]])
+    assert batch.ids == ["u0", "u1", "u2"] and batch.waveforms.shape == (3, 4800)
+    assert batch.waveforms.dtype == torch.float32 and batch.lengths.tolist() == [1600, 4800, 3200]
+    assert torch.all(batch.waveforms[0, 1600:] == 0) and torch.all(batch.waveforms[0, :1600] != 0)
+    assert batch.target_lengths.tolist() == [4, 2, 1] and batch.targets.dtype == torch.int64
+    assert batch.targets[1].tolist() == vocab.encode("ça") + [TARGET_PAD] * 2
+    assert vocab.decode(batch.targets[0].tolist()) == "ab c"
+    assert len(batch.to("cpu")) == 3
+
+
+def test_untranscribed_batches_have_no_targets_and_bad_transcripts_are_rejected(tmp_path, audio):
+    utts = _utts(tmp_path, audio, [(0.1, "ab"), (0.1, None), (0.1, "xyz")])
+    assert collate([SpeechDataset(utts)[1]]).targets is None  # no vocab: pretraining
+    log = RejectLog(warn=False)
+    ds = SpeechDataset(utts, vocab=Vocabulary.build(["ab"]), rejects_log=log)
+    assert ds.ids == ["u0"]
+    assert [(i.line, i.reason) for i in log.items] == [(2, rejects.NO_TRANSCRIPT), (3, rejects.OUT_OF_VOCABULARY)]
+
+
+def test_random_crop_is_deterministic_per_seed_epoch_and_item(tmp_path, audio):
+    utts = _utts(tmp_path, audio, [(0.5, None), (0.1, None)])
+    ds = SpeechDataset(utts, max_sample_size=2000, seed=1)
+    assert ds.lengths == [2000, 1600]
+    a, again = ds[0].waveform, ds[0].waveform
+    ds.set_epoch(1)
+    b = ds[0].waveform
+    full, _ = __import__("sew.data.audio", fromlist=["load_audio"]).load_audio(utts[0].path)
+    assert len(a) == 2000 and np.array_equal(a, again) and not np.array_equal(a, b)
+    start = int(np.flatnonzero(np.isclose(full, a[0]) & np.isclose(np.roll(full, -1), a[1]))[0])
+    assert np.array_equal(full[start:start + 2000], a)  # a contiguous window of the utterance
+    assert len(ds[1].waveform) == 1600  # shorter than the crop: untouched
+
+
+def test_file_broken_after_scan_is_reported_and_left_out(tmp_path, audio):
+    utts = _utts(tmp_path, audio, [(0.1, None), (0.2, None)])
+    utts = [Utterance(u.id, u.path, 1600 * (i + 1), None, i + 1) for i, u in enumerate(utts)]
+    open(utts[1].path, "wb").close()  # emptied after the manifest was written
+    log = RejectLog(warn=False)
+    ds = SpeechDataset(utts, rejects_log=log)
+    batch = collate([ds[0], ds[1]])
+    assert batch.ids == ["u0"] and [(i.path, i.reason) for i in log.items] == [(utts[1].path, rejects.EMPTY)]
+    assert len(collate([None])) == 0
+
+
+def test_dataloader_with_sampler_over_a_fairseq_manifest(tmp_path, audio):
+    rows = []
+    for i in range(6):
+        audio.write(tmp_path / f"a{i}.flac", seconds=0.1 * (i + 1))
+        rows.append(f"a{i}.flac\t{1600 * (i + 1)}")
+    (tmp_path / "train.tsv").write_text(".\n" + "\n".join(rows) + "\n")
+    (tmp_path / "train.wrd").write_text("".join(f"word {i}\n" for i in range(6)))
+    corpus = read_corpus(tmp_path)
+    vocab = Vocabulary.build(u.transcript for u in corpus)
+    ds = SpeechDataset(corpus, vocab=vocab)
+    sampler = ds.sampler(max_tokens=9600, seed=0)
+    batches = list(make_dataloader(ds, sampler))
+    assert sorted(i for b in batches for i in b.ids) == [f"a{i}" for i in range(6)]
+    assert len(batches) > 1 and all(b.waveforms.numel() <= 9600 for b in batches)
+    assert all(b.lengths.max() == b.waveforms.shape[1] for b in batches)
