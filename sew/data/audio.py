@@ -94,13 +94,18 @@ def resampled_length(num_frames: int, rate: int, target_rate: int = SAMPLE_RATE)
     return int(round(num_frames * target_rate / rate))
 
 
-def header_num_samples(path: str | Path, target_rate: int = SAMPLE_RATE) -> int:
-    """Length at ``target_rate`` from the file header alone (no decoding); may be wrong for bad files."""
+def header_num_samples(source: str | Path | bytes, target_rate: int = SAMPLE_RATE, name: str | None = None) -> int:
+    """Length at ``target_rate`` from the header alone (no decoding); may be wrong for bad files."""
+    embedded = isinstance(source, (bytes, bytearray, memoryview))
+    label = name or ("<bytes>" if embedded else str(source))
+    if not embedded and not Path(source).is_file():
+        raise FileNotFoundError(f"{label}: audio file not found")
     try:
-        info = sf.info(str(path))
+        with sf.SoundFile(io.BytesIO(bytes(source)) if embedded else str(source)) as f:
+            frames, rate = f.frames, f.samplerate
     except (sf.LibsndfileError, RuntimeError) as err:
-        raise AudioError(path, rejects.UNREADABLE, str(err)) from None
-    return resampled_length(info.frames, info.samplerate, target_rate)
+        raise AudioError(label, rejects.UNREADABLE, str(err)) from None
+    return resampled_length(frames, rate, target_rate)
 
 
 def normalize_waveform(x: np.ndarray, eps: float = 1e-7) -> np.ndarray:

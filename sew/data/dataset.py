@@ -8,7 +8,7 @@ waveforms with zeros and targets with -100 and keeps the lengths.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -79,8 +79,7 @@ class SpeechDataset(torch.utils.data.Dataset):
                 continue
             if utt.num_samples is None:  # read from the header; `sew data manifest` avoids this step
                 try:
-                    utt = Utterance(utt.id, utt.path, header_num_samples(utt.path), utt.transcript, utt.line,
-                                    utt.audio_bytes)
+                    utt = replace(utt, num_samples=header_num_samples(utt.audio, name=utt.path))
                 except FileNotFoundError:
                     self.log.reject(utt.path, rejects.MISSING_FILE, utt.line, "file not found")
                     continue

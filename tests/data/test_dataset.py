@@ -78,3 +78,17 @@ def test_dataloader_with_sampler_over_a_fairseq_manifest(tmp_path, audio):
     assert sorted(i for b in batches for i in b.ids) == [f"a{i}" for i in range(6)]
     assert len(batches) > 1 and all(b.waveforms.numel() <= 9600 for b in batches)
     assert all(b.lengths.max() == b.waveforms.shape[1] for b in batches)
+
+
+def test_lengths_from_headers_for_unscanned_corpora(tmp_path, audio):
+    import datasets
+
+    path = str(audio.write(tmp_path / "h.wav", seconds=0.25, rate=8000))
+    ds = datasets.Dataset.from_dict({"audio": [path], "text": ["ōsaka"]}).cast_column("audio", datasets.Audio())
+    ds.save_to_disk(str(tmp_path / "hf"))
+    hf = SpeechDataset(read_corpus(tmp_path / "hf"))  # embedded bytes, no lengths yet
+    assert hf.lengths == [4000] and len(collate([hf[0]]).waveforms[0]) == 4000
+    log = RejectLog(warn=False)
+    missing = Utterance("m", str(tmp_path / "gone.wav"), None, None, 9)
+    assert len(SpeechDataset([missing], rejects_log=log)) == 0
+    assert [(i.line, i.reason) for i in log.items] == [(9, rejects.MISSING_FILE)]

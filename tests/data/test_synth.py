@@ -72,3 +72,14 @@ def test_default_corpus_is_generated_once_into_the_cache(tmp_path, monkeypatch):
     assert default_corpus(minutes=0.2, progress=False) == first
     assert (first / "corpus.json").stat().st_mtime_ns == stamp  # reused, not regenerated
     assert not list(tmp_path.glob("corpus/*.tmp-*"))
+
+
+def test_cli_synth_default_out_is_the_cache_and_info_describes_it(tmp_path, monkeypatch, cli):
+    monkeypatch.setenv("SEW_CACHE", str(tmp_path))
+    code, out, _ = cli("data", "synth", "--minutes", "0.2", "--no-progress")
+    path = out.split("built-in corpus: ")[1].strip()
+    assert code == 0 and path.startswith(str(tmp_path))
+    code, out, _ = cli("data", "info", path)
+    assert code == 0 and re.search(r"train: \d+ utterances, 0\.\d min, \d+ transcribed", out) and "dev:" in out
+    code, _, err = cli("data", "manifest", tmp_path / "nothing", "--out", tmp_path / "o")
+    assert code == 2 and err.startswith("sew data: error:") and "nothing" in err
