@@ -20,13 +20,14 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from sew.data import rejects
+from sew.data.manifest import RECEPTIVE_FIELD
 from sew.data.rejects import RejectLog
 
 
 class LengthBucketSampler:
     """Yields lists of dataset indices for one shard; ``set_epoch`` before each epoch."""
 
-    def __init__(self, lengths: Sequence[int], max_tokens: int, *, min_length: int = 400,
+    def __init__(self, lengths: Sequence[int], max_tokens: int, *, min_length: int = RECEPTIVE_FIELD,
                  max_length: int | None = None, shuffle: bool = True, seed: int = 0, num_shards: int = 1,
                  shard_index: int = 0, drop_last: bool = False, rejects_log: RejectLog | None = None,
                  names: Sequence[str] | None = None) -> None:
