@@ -1,7 +1,34 @@
-"""sew: SEW, SEW-D and wav2vec 2.0 speech encoders in plain PyTorch."""
+"""sew: SEW, SEW-D and wav2vec 2.0 speech encoders in plain PyTorch.
 
+    model = sew.build_model("sew-d-tiny", vocab_size=32)
+    out = model(waveforms, lengths)          # out.last_hidden_state, out.lengths, out.logits
+    model.save_pretrained("my-model")
+    model = sew.load_model("my-model")       # ours, or a Hugging Face SEW / SEW-D / wav2vec2 directory
+    sew.export_hf(model, "my-model-hf")      # loads with transformers' AutoModel / AutoModelForCTC
+"""
+
+from __future__ import annotations
+
+from sew.checkpoint import load_model
 from sew.config import EncoderConfig, load_config, preset_names
+from sew.interop import export_hf
+from sew.models.encoder import EncoderOutput, SpeechEncoder
 
 __version__ = "0.1.0"
 
-__all__ = ["EncoderConfig", "load_config", "preset_names", "__version__"]
+
+def build_model(name_or_config, vocab_size: int | None = None, **overrides) -> SpeechEncoder:
+    """A randomly initialised model from a preset name, a YAML path, a dict or an ``EncoderConfig``.
+
+    With ``vocab_size`` the model has a CTC head over that many symbols; ``overrides`` replace
+    config fields (``build_model("sew-d-tiny", layerdrop=0.0)``).
+    """
+    if vocab_size is not None:
+        overrides["vocab_size"] = vocab_size
+    return SpeechEncoder(load_config(name_or_config, **overrides))
+
+
+__all__ = [
+    "EncoderConfig", "EncoderOutput", "SpeechEncoder", "build_model", "export_hf", "load_config",
+    "load_model", "preset_names", "__version__",
+]

@@ -1,0 +1,34 @@
+"""``sew convert``: between our model format and the Hugging Face format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sew.checkpoint import CONFIG_NAME
+
+
+def run(args) -> int:
+    from sew.checkpoint import load_model
+    from sew.interop import export_hf
+
+    model = load_model(args.source)
+    source_is_ours = (Path(args.source) / CONFIG_NAME).is_file()
+    target = args.to or ("hf" if source_is_ours else "sew")
+    if target == "hf":
+        export_hf(model, args.output)
+    else:
+        model.save_pretrained(args.output)
+    cfg = model.config
+    head = f", CTC head over {cfg.vocab_size} symbols" if cfg.vocab_size else ""
+    print(f"wrote {args.output} ({target} format): {cfg.family}, {model.num_parameters() / 1e6:.2f}M parameters{head}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("convert", help="convert a model between our format and the Hugging Face format",
+                       description="Convert a model directory: ours (sew_config.json) <-> Hugging Face (config.json).")
+    p.add_argument("source", help="model directory to read (ours or Hugging Face SEW / SEW-D / wav2vec2)")
+    p.add_argument("output", help="directory to write")
+    p.add_argument("--to", choices=["sew", "hf"], default=None,
+                   help="target format (default: the other one than the source's)")
+    p.set_defaults(func=run)

@@ -1,0 +1,184 @@
+"""DeBERTa-style disentangled self-attention for SEW-D.
+
+The score of query i and key j is content-to-content plus, optionally, content-to-position (c2p)
+and position-to-content (p2c) terms over log-bucketed relative positions:
+
+    s_ij = [q_i . k_j + q_i . Pk[r(i, j)] + k_j . Pq[r(i, j)]] / sqrt(d * (1 + n_terms))
+
+where ``Pk``/``Pq`` are the shared relative-embedding table projected by the key/query projections
+(``share_att_key``) or by their own ones, and ``r(i, j)`` is the table row of the bucketed offset
+``i - j``. Both position terms are gathered into one additive bias and the whole attention runs
+through ``scaled_dot_product_attention``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from sew.models.transformer import MultiHeadAttention, TransformerLayer, TransformerStack, merge_heads, split_heads
+
+
+def log_bucket_positions(relative: torch.Tensor, buckets: int, max_position: int) -> torch.Tensor:
+    """Map signed offsets to buckets: exact up to ``buckets // 2``, log-spaced beyond, up to ``max_position``."""
+    mid = buckets // 2
+    sign = torch.sign(relative)
+    inside = (relative < mid) & (relative > -mid)
+    magnitude = torch.where(inside, torch.full_like(relative, mid - 1), relative.abs())
+    # Float32 arithmetic, as DeBERTa does, so bucket boundaries land on the same offsets.
+    log_pos = torch.ceil(
+        torch.log(magnitude / mid) / torch.log(torch.tensor((max_position - 1) / mid)) * (mid - 1)
+    ) + mid
+    return torch.where(magnitude <= mid, relative.to(log_pos.dtype), log_pos * sign).long()
+
+
+@functools.lru_cache(maxsize=64)
+def relative_index(length: int, buckets: int, max_position: int) -> "RelativeIndex":
+    """Which rows of the relative-embedding table each (query, key) pair uses, on CPU.
+
+    Only rows ``lo:hi`` of the table are ever used for this length, so only those are projected.
+    """
+    span = buckets if buckets > 0 else max_position
+    offsets = torch.arange(length - 1, -length, -1)  # i - j for j - i = -(T-1) .. T-1
+    if buckets > 0 and max_position > 0:
+        offsets = log_bucket_positions(offsets, buckets, max_position)
+    rows = (offsets + span).clamp(0, 2 * span - 1)
+    lo, hi = int(rows.min()), int(rows.max()) + 1
+    positions = torch.arange(length)
+    # pairs[i, j]: the row for i - j, i.e. rows[(j - i) + T - 1].
+    pairs = rows[positions[None, :] - positions[:, None] + length - 1]
+    return RelativeIndex(length, lo, hi, rows - lo, pairs - lo)
+
+
+class RelativeIndex(NamedTuple):
+    """Rows ``lo:hi`` of the table are used; ``by_offset[k]`` is the row for offset j - i = k - (T-1)
+    (shape ``[2T-1]``), ``pairs[i, j]`` the row for query i and key j (``[T, T]``), both relative to ``lo``."""
+
+    length: int
+    lo: int
+    hi: int
+    by_offset: torch.Tensor
+    pairs: torch.Tensor
+
+    def to(self, device) -> "RelativeIndex":
+        return self._replace(by_offset=self.by_offset.to(device), pairs=self.pairs.to(device))
+
+
+def toeplitz_view(scores: torch.Tensor) -> torch.Tensor:
+    """``[..., T, 2T-1]`` scores against offsets j - i -> ``[..., T, T]`` with (i, j) = column j - i + T - 1.
+
+    Flatten, drop T-1 leading entries and re-read rows of length 2T-2: a view, no gather, no copy,
+    and a backward that is only padding.
+    """
+    t, w = scores.shape[-2:]
+    if t == 1:
+        return scores
+    flat = scores.reshape(*scores.shape[:-2], t * w)
+    return flat[..., t - 1: t - 1 + t * (w - 1)].reshape(*scores.shape[:-2], t, w - 1)[..., :t]
+
+
+class DisentangledAttention(MultiHeadAttention):
+    """Multi-head attention with c2p / p2c relative-position terms (``pos_att_type``)."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0, head_size: int | None = None, *,
+                 pos_att_type=("p2c", "c2p"), share_att_key: bool = True, position_dropout: float = 0.0):
+        super().__init__(dim, heads, dropout, head_size)
+        self.c2p = "c2p" in pos_att_type
+        self.p2c = "p2c" in pos_att_type
+        self.scale = (self.head_size * (1 + self.c2p + self.p2c)) ** -0.5
+        self.share_att_key = share_att_key
+        inner = heads * self.head_size
+        if not share_att_key:
+            if self.c2p:
+                self.pos_k_proj = nn.Linear(dim, inner)
+            if self.p2c:
+                self.pos_q_proj = nn.Linear(dim, inner)
+        self.position_dropout = position_dropout
+
+    def _position_keys(self, table: torch.Tensor, which: str) -> torch.Tensor:
+        """Project the used table rows: ``[rows, dim]`` -> ``[heads, rows, d]``, already scaled."""
+        table = F.dropout(table, self.position_dropout, self.training)
+        if which == "k":
+            proj = self.k_proj if self.share_att_key else self.pos_k_proj
+        else:
+            proj = self.q_proj if self.share_att_key else self.pos_q_proj
+        return (proj(table) * self.scale).view(table.shape[0], self.heads, -1).transpose(0, 1)
+
+    def position_bias(self, q: torch.Tensor, k: torch.Tensor, table: torch.Tensor, index: RelativeIndex):
+        """Scaled c2p + p2c scores ``[batch, heads, T, T]``; ``q``, ``k`` are ``[batch, T, heads * d]``.
+
+        Scores are computed against the 2T-1 offsets (one GEMM per head, batch folded into rows)
+        and read out as Toeplitz views, so the only [batch, heads, T, T] tensor made is the sum.
+        """
+        b, t, _ = q.shape
+        terms = []
+        if self.c2p:
+            pos_k = self._position_keys(table, "k")[:, index.by_offset]  # [heads, 2T-1, d]
+            q_h = q.reshape(b * t, self.heads, -1).transpose(0, 1)  # [heads, batch*T, d]
+            scores = torch.bmm(q_h, pos_k.transpose(1, 2)).view(self.heads, b, t, 2 * t - 1)
+            terms.append(toeplitz_view(scores).permute(1, 0, 2, 3))
+        if self.p2c:
+            # Rows reversed, so key j's row for query i sits at column i - j + T - 1.
+            pos_q = self._position_keys(table, "q")[:, index.by_offset.flip(0)]
+            k_h = k.reshape(b * t, self.heads, -1).transpose(0, 1)
+            scores = torch.bmm(k_h, pos_q.transpose(1, 2)).view(self.heads, b, t, 2 * t - 1)
+            terms.append(toeplitz_view(scores).permute(1, 0, 3, 2))
+        return terms[0] + terms[1] if len(terms) == 2 else terms[0].contiguous()
+
+    def position_bias_reference(self, q: torch.Tensor, k: torch.Tensor, table: torch.Tensor,
+                                index: RelativeIndex) -> torch.Tensor:
+        """The same scores by explicit gathers, as DeBERTa computes them: the exact reference for tests."""
+        qh, kh = split_heads(q, self.heads), split_heads(k, self.heads)
+        b, h, t, _ = qh.shape
+        pairs = index.pairs.expand(b, h, t, t)
+        bias = 0
+        if self.c2p:
+            pos_k = self._position_keys(table, "k")[None]
+            bias = bias + torch.gather(torch.matmul(qh, pos_k.transpose(-1, -2)), -1, pairs)
+        if self.p2c:
+            pos_q = self._position_keys(table, "q")[None]
+            p2c = torch.matmul(kh, pos_q.transpose(-1, -2))  # [batch, heads, T (keys), rows]
+            bias = bias + torch.gather(p2c, -1, pairs.transpose(-1, -2)).transpose(-1, -2)
+        return bias
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None, table: torch.Tensor | None = None,
+                index: RelativeIndex | None = None, reference: bool = False, **_) -> torch.Tensor:
+        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        attn_mask = None
+        if self.c2p or self.p2c:
+            bias_fn = self.position_bias_reference if reference else self.position_bias
+            attn_mask = bias_fn(q, k, table, index)
+            if key_mask is not None:
+                attn_mask = attn_mask.masked_fill(~key_mask[:, None, None, :], float("-inf"))
+        elif key_mask is not None:
+            attn_mask = key_mask[:, None, None, :]
+        y = F.scaled_dot_product_attention(
+            split_heads(q, self.heads), split_heads(k, self.heads), split_heads(v, self.heads),
+            attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0, scale=self.scale,
+        )
+        return self.out_proj(merge_heads(y))
+
+
+class DisentangledTransformer(TransformerStack):
+    """SEW-D's DeBERTa encoder: post-LN layers sharing one (LayerNorm-ed) relative-position table."""
+
+    def __init__(self, layers: list[TransformerLayer], dim: int, *, position_buckets: int,
+                 max_relative_positions: int, norm_rel_embeddings: bool, eps: float, layerdrop: float = 0.0):
+        super().__init__(layers, layerdrop)
+        self.position_buckets = position_buckets
+        self.max_relative_positions = max_relative_positions
+        span = position_buckets if position_buckets > 0 else max_relative_positions
+        self.rel_embeddings = nn.Embedding(2 * span, dim)
+        nn.init.normal_(self.rel_embeddings.weight, std=0.02)
+        self.rel_norm = nn.LayerNorm(dim, eps=eps) if norm_rel_embeddings else None
+
+    def attention_inputs(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> dict:
+        index = relative_index(x.shape[1], self.position_buckets, self.max_relative_positions)
+        table = self.rel_embeddings.weight[index.lo:index.hi]  # LayerNorm is per row: slice first
+        if self.rel_norm is not None:
+            table = self.rel_norm(table)
+        return {"key_mask": key_mask, "table": table, "index": index.to(x.device)}

@@ -1,0 +1,115 @@
+"""Waveform feature extractor: a stack of strided 1-D convolutions, 16 kHz samples -> 50 Hz frames."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from sew.models.lengths import conv_output_lengths, lengths_to_mask
+
+# The two stacks of the paper, as (channels, kernel, stride).
+WAV2VEC2_CONV_LAYERS = [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2
+
+
+def compact_conv_layers(width: int = 64, extra_1x1: int = 1) -> list[tuple[int, int, int]]:
+    """SEW's compact stack WFE-C: widths c, 2c, 2c, 4c, 4c, 8c, 8c with 1x1 convs after each strided conv."""
+    c = width
+    layers = [(c, 10, 5)]
+    for channels, kernel in [(2 * c, 3), (2 * c, 3), (4 * c, 3), (4 * c, 3), (8 * c, 2), (8 * c, 2)]:
+        layers.append((channels, kernel, 2))
+        layers.extend([(channels, 1, 1)] * extra_1x1)
+    return layers
+
+
+class MaskedGroupNorm(nn.Module):
+    """GroupNorm with one group per channel, statistics over the valid frames only.
+
+    On an unpadded batch this is ``nn.GroupNorm(C, C)``; on a padded one each utterance is
+    normalised as if it were alone, which is what makes padded batches exact. Computed in float32.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        # x: [batch, channels, frames]; mask: [batch, frames] or None when nothing is padded.
+        dtype = x.dtype
+        x = x.float()
+        if mask is None:
+            y = F.group_norm(x, x.shape[1], self.weight.float(), self.bias.float(), self.eps)
+            return y.to(dtype)
+        m = mask[:, None, :].to(x.dtype)
+        count = m.sum(-1, keepdim=True).clamp(min=1.0)
+        mean = (x * m).sum(-1, keepdim=True) / count
+        var = (((x - mean) * m) ** 2).sum(-1, keepdim=True) / count
+        y = (x - mean) * torch.rsqrt(var + self.eps)
+        y = y * self.weight[None, :, None] + self.bias[None, :, None]
+        return y.to(dtype)
+
+
+class ConvLayer(nn.Module):
+    """Conv1d -> optional norm (GroupNorm or channel LayerNorm) -> GELU."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, norm: str | None, bias: bool):
+        super().__init__()
+        self.conv = nn.Conv1d(in_channels, out_channels, kernel, stride=stride, bias=bias)
+        nn.init.kaiming_normal_(self.conv.weight)
+        self.norm_type = norm
+        if norm == "group":
+            self.norm = MaskedGroupNorm(out_channels)
+        elif norm == "layer":
+            self.norm = nn.LayerNorm(out_channels)
+        else:
+            self.norm = None
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        x = self.conv(x)
+        if self.norm_type == "group":
+            x = self.norm(x, mask)
+        elif self.norm_type == "layer":
+            x = self.norm(x.transpose(1, 2)).transpose(1, 2)
+        return F.gelu(x)
+
+
+class ConvFeatureExtractor(nn.Module):
+    """Raw waveform ``[batch, samples]`` -> features ``[batch, channels, frames]`` with valid frame counts.
+
+    ``norm="group"`` puts a (masked) GroupNorm on the first layer only, ``"layer"`` a LayerNorm on every layer.
+    Valid output frames only ever see valid input samples, so padding never leaks into them.
+    """
+
+    def __init__(self, layers: Sequence[tuple[int, int, int]], norm: str = "group", bias: bool = False):
+        super().__init__()
+        self.specs = [tuple(layer) for layer in layers]
+        blocks, in_channels = [], 1
+        for i, (channels, kernel, stride) in enumerate(self.specs):
+            layer_norm = norm if (norm == "layer" or i == 0) else None
+            blocks.append(ConvLayer(in_channels, channels, kernel, stride, layer_norm, bias))
+            in_channels = channels
+        self.layers = nn.ModuleList(blocks)
+        self.needs_mask = norm == "group"
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return conv_output_lengths(lengths, self.specs)
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None):
+        x = waveforms[:, None, :]  # [batch, 1, samples]
+        padded = lengths is not None and bool((lengths < waveforms.shape[1]).any())
+        first_mask = None
+        if padded and self.needs_mask:
+            first = self.specs[:1]
+            frames = (waveforms.shape[1] - first[0][1]) // first[0][2] + 1
+            first_mask = lengths_to_mask(conv_output_lengths(lengths, first), frames)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, first_mask if i == 0 else None)
+        if lengths is None:
+            lengths = torch.full((x.shape[0],), x.shape[-1], dtype=torch.long, device=x.device)
+        else:
+            lengths = self.output_lengths(lengths)
+        return x, lengths

@@ -1,0 +1,131 @@
+"""Transformer pieces shared by the three families: attention, feed-forward, layers, stack, positional conv."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """``[batch, time, heads * d]`` -> ``[batch, heads, time, d]``."""
+    b, t, _ = x.shape
+    return x.view(b, t, heads, -1).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """``[batch, heads, time, d]`` -> ``[batch, time, heads * d]``."""
+    b, h, t, d = x.shape
+    return x.transpose(1, 2).reshape(b, t, h * d)
+
+
+class MultiHeadAttention(nn.Module):
+    """Self-attention through ``scaled_dot_product_attention``; ``key_mask`` ``[batch, time]`` marks valid keys."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0, head_size: int | None = None):
+        super().__init__()
+        self.heads = heads
+        self.head_size = head_size or dim // heads
+        inner = heads * self.head_size
+        self.q_proj = nn.Linear(dim, inner)
+        self.k_proj = nn.Linear(dim, inner)
+        self.v_proj = nn.Linear(dim, inner)
+        self.out_proj = nn.Linear(inner, dim)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None, **_) -> torch.Tensor:
+        q = split_heads(self.q_proj(x), self.heads)
+        k = split_heads(self.k_proj(x), self.heads)
+        v = split_heads(self.v_proj(x), self.heads)
+        attn_mask = None if key_mask is None else key_mask[:, None, None, :]
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out_proj(merge_heads(y))
+
+
+class FeedForward(nn.Module):
+    """Linear -> GELU -> dropout -> Linear -> dropout."""
+
+    def __init__(self, dim: int, hidden: int, activation_dropout: float = 0.0, dropout: float = 0.0):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+        self.activation_dropout = nn.Dropout(activation_dropout)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.fc2(self.activation_dropout(F.gelu(self.fc1(x)))))
+
+
+class TransformerLayer(nn.Module):
+    """One encoder layer, post-LN (SEW, SEW-D, wav2vec 2.0 base) or pre-LN (wav2vec 2.0 large)."""
+
+    def __init__(self, attention: nn.Module, dim: int, ffn_dim: int, *, norm_first: bool, eps: float,
+                 dropout: float = 0.0, activation_dropout: float = 0.0):
+        super().__init__()
+        self.attention = attention
+        self.attention_norm = nn.LayerNorm(dim, eps=eps)
+        self.ffn = FeedForward(dim, ffn_dim, activation_dropout, dropout)
+        self.ffn_norm = nn.LayerNorm(dim, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+        self.norm_first = norm_first
+
+    def forward(self, x: torch.Tensor, **attention_inputs) -> torch.Tensor:
+        if self.norm_first:
+            x = x + self.dropout(self.attention(self.attention_norm(x), **attention_inputs))
+            return x + self.ffn(self.ffn_norm(x))
+        x = self.attention_norm(x + self.dropout(self.attention(x, **attention_inputs)))
+        return self.ffn_norm(x + self.ffn(x))
+
+
+class TransformerStack(nn.Module):
+    """Layers applied in turn, each skipped with probability ``layerdrop`` while training."""
+
+    def __init__(self, layers: list[TransformerLayer], layerdrop: float = 0.0):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.layerdrop = layerdrop
+
+    def attention_inputs(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> dict:
+        return {"key_mask": key_mask}
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None, return_states: bool = False):
+        """``x`` ``[batch, time, dim]`` -> (output, the input and every layer's output when asked)."""
+        inputs = self.attention_inputs(x, key_mask)
+        states = [x] if return_states else None
+        for layer in self.layers:
+            skip = self.training and self.layerdrop > 0 and torch.rand(()).item() < self.layerdrop
+            if not skip:
+                x = layer(x, **inputs)
+            if return_states:
+                states.append(x)
+        return x, states
+
+
+class PositionalConv(nn.Module):
+    """Weight-normed grouped Conv1d + GELU: wav2vec 2.0's relative position signal, SEW's downsampler.
+
+    Weight norm is over the kernel dimension (``dim=2``), stored as ``weight_g`` ``[1, 1, k]`` and
+    ``weight_v`` ``[out, in / groups, k]``. An even kernel drops its last output frame ("same" padding).
+    Input and output are ``[batch, channels, time]``.
+    """
+
+    def __init__(self, dim: int, kernel: int, groups: int, stride: int = 1):
+        super().__init__()
+        self.kernel, self.groups, self.stride = kernel, groups, stride
+        std = (4.0 / (kernel * dim)) ** 0.5
+        v = torch.randn(dim, dim // groups, kernel) * std
+        self.weight_v = nn.Parameter(v)
+        self.weight_g = nn.Parameter(v.norm(dim=(0, 1), keepdim=True))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def weight(self) -> torch.Tensor:
+        v = self.weight_v
+        return v * (self.weight_g / v.norm(dim=(0, 1), keepdim=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.conv1d(x, self.weight(), self.bias, stride=self.stride, padding=self.kernel // 2, groups=self.groups)
+        if self.kernel % 2 == 0:
+            y = y[..., :-1]
+        return F.gelu(y)
