@@ -47,25 +47,4 @@ def cli(capsys):
 def _main(argv: list[str]) -> int:
     from sew.cli import main
 
-    try:
-        return main(argv)
-    except ModuleNotFoundError as err:  # another command of the dispatcher is not written yet
-        if not (err.name or "").startswith("sew.cli."):
-            raise
-    return _data_only_main(argv)
-
-
-def _data_only_main(argv: list[str]) -> int:
-    """The dispatcher's behaviour for ``sew data`` alone (same error handling as ``sew.cli.main``)."""
-    import sys
-
-    from sew.cli import data
-
-    parser = argparse.ArgumentParser(prog="sew")
-    data.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"sew {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    return main(argv)
