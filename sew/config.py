@@ -10,7 +10,6 @@ import dataclasses
 import difflib
 import json
 from dataclasses import dataclass, field, fields
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -154,16 +153,13 @@ class EncoderConfig:
 
 
 # -- presets ------------------------------------------------------------------------------
-def _preset_dir() -> Path:
-    """configs/model/, from a source checkout or from the installed package data."""
-    repo = Path(__file__).resolve().parent.parent / "configs" / "model"
-    if repo.is_dir():
-        return repo
-    return Path(str(resources.files("sew._configs"))) / "model"
+def preset_dir(kind: str = "model") -> Path:
+    """``configs/<kind>/``: ``sew/_configs`` links to the repository's configs/ and ships in the wheel."""
+    return Path(__file__).resolve().parent / "_configs" / kind
 
 
 def preset_names() -> list[str]:
-    return sorted(p.stem for p in _preset_dir().glob("*.yaml"))
+    return sorted(p.stem for p in preset_dir().glob("*.yaml"))
 
 
 def load_config(spec: "str | Path | dict | EncoderConfig", **overrides: Any) -> EncoderConfig:
@@ -182,7 +178,7 @@ def load_config(spec: "str | Path | dict | EncoderConfig", **overrides: Any) -> 
             source = str(path)
         else:
             name = str(spec)
-            preset = _preset_dir() / f"{name}.yaml"
+            preset = preset_dir() / f"{name}.yaml"
             if not preset.is_file():
                 names = preset_names()
                 close = difflib.get_close_matches(name, names, 3)
