@@ -1,0 +1,141 @@
+"""Run logging: a tqdm bar on the terminal, ``log.jsonl`` and TensorBoard in the run directory, plots.
+
+``RunLogger(run_dir)`` is the one sink of a training loop. ``log(kind, update, values)``
+appends ``{"kind", "update", "time", **values}`` to ``RUN/log.jsonl`` (one JSON object per line,
+``kind`` is ``train``, ``valid`` or ``event``), writes the numbers to TensorBoard under
+``kind/name`` and, for ``train``, shows them on the progress bar. ``plot()`` draws every
+``valid`` metric and the train loss against updates and minutes into ``RUN/curves.png``.
+Only the main process logs (``enabled=False`` elsewhere).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+LOG_FILE = "log.jsonl"
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe numbers: tensors to floats, non-finite floats to strings."""
+    if hasattr(value, "item") and getattr(value, "numel", lambda: 1)() == 1:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def read_log(run_dir: str | Path, kind: str | None = None) -> list[dict]:
+    """The records of ``RUN/log.jsonl`` (of one ``kind`` when given)."""
+    path = Path(run_dir) / LOG_FILE
+    if not path.is_file():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in records if kind is None or r.get("kind") == kind]
+
+
+class RunLogger:
+    """JSONL + TensorBoard + progress bar for one run; see the module docstring."""
+
+    def __init__(self, run_dir: str | Path, *, total: int | None = None, initial: int = 0, enabled: bool = True,
+                 tensorboard: bool = True, progress: bool = True) -> None:
+        self.run_dir, self.enabled = Path(run_dir), enabled
+        self.bar = self.writer = None
+        if not enabled:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.run_dir / LOG_FILE, "a", encoding="utf-8")
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+            except ImportError:  # tensorboard is a dependency, but a log must never stop a run
+                print("warning: tensorboard is not installed; logging to log.jsonl only", file=sys.stderr)
+        if progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, unit="upd", dynamic_ncols=True, file=sys.stderr)
+
+    def log(self, kind: str, update: int, values: dict[str, Any]) -> None:
+        """Record ``values`` of ``kind`` at ``update`` (see the module docstring)."""
+        if not self.enabled:
+            return
+        record = {"kind": kind, "update": int(update), "time": round(time.time(), 3),
+                  **{k: _clean(v) for k, v in values.items()}}
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        if self.writer is not None:
+            for name, value in record.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and name not in ("update", "time"):
+                    self.writer.add_scalar(f"{kind}/{name}", value, update)
+        if kind == "train" and self.bar is not None:
+            shown = {k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in values.items()
+                     if k in ("loss", "lr", "gnorm", "wer", "cer")}
+            self.bar.set_postfix(shown, refresh=False)
+        if kind in ("valid", "event"):
+            self.message(f"[{kind} @ {update}] " + " ".join(f"{k}={_fmt(v)}" for k, v in values.items()))
+
+    def advance(self, n: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def message(self, text: str) -> None:
+        """A line on stderr that does not break the progress bar."""
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr)
+
+    def plot(self, name: str = "curves.png") -> Path | None:
+        """Train loss and every valid metric against updates and training minutes; None without data."""
+        if not self.enabled:
+            return None
+        return plot_run(self.run_dir, self.run_dir / name)
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
+        self.file.close()
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def plot_run(run_dir: str | Path, out: str | Path) -> Path | None:
+    """Draw ``RUN/log.jsonl`` into ``out`` (PNG): one panel per metric, x = updates and minutes."""
+    train, valid = read_log(run_dir, "train"), read_log(run_dir, "valid")
+    if not train and not valid:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [("train", "loss")] + [("valid", k) for k in (valid[0] if valid else {})
+                                     if k not in ("kind", "update", "time", "minutes")
+                                     and isinstance(valid[0][k], (int, float))]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.5), squeeze=False)
+    for ax, (kind, key) in zip(axes[0], metrics):
+        rows = [r for r in (train if kind == "train" else valid) if isinstance(r.get(key), (int, float))]
+        ax.plot([r["update"] for r in rows], [r[key] for r in rows], marker="." if kind == "valid" else None)
+        ax.set_xlabel("updates")
+        ax.set_title(f"{kind} {key}")
+        ax.grid(alpha=0.3)
+        if rows and "minutes" in rows[-1]:
+            ax.text(0.98, 0.95, f"{rows[-1]['minutes']:.1f} min", transform=ax.transAxes, ha="right", va="top")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return Path(out)
