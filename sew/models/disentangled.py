@@ -69,16 +69,25 @@ class RelativeIndex(NamedTuple):
 
 
 def toeplitz_view(scores: torch.Tensor) -> torch.Tensor:
-    """``[..., T, 2T-1]`` scores against offsets j - i -> ``[..., T, T]`` with (i, j) = column j - i + T - 1.
+    """``[..., R, R+C-1]`` scores of R rows against consecutive offsets -> ``[..., R, C]``, (r, c) = column c - r + R - 1.
 
-    Flatten, drop T-1 leading entries and re-read rows of length 2T-2: a view, no gather, no copy,
-    and a backward that is only padding.
+    Row r of the result is row r of the input shifted left by R-1-r: flatten, drop R-1 leading
+    entries and re-read rows of length R+C-2. A view (no gather, no copy) whose backward is padding.
     """
-    t, w = scores.shape[-2:]
-    if t == 1:
+    rows, width = scores.shape[-2:]
+    if rows == 1:
         return scores
-    flat = scores.reshape(*scores.shape[:-2], t * w)
-    return flat[..., t - 1: t - 1 + t * (w - 1)].reshape(*scores.shape[:-2], t, w - 1)[..., :t]
+    cols = width - rows + 1
+    lead = scores.shape[:-2]
+    flat = scores.reshape(*lead, rows * width)
+    return flat[..., rows - 1: rows - 1 + rows * (width - 1)].reshape(*lead, rows, width - 1)[..., :cols]
+
+
+def row_blocks(length: int, min_block: int = 48, max_blocks: int = 4) -> list[tuple[int, int]]:
+    """Split ``range(length)`` into a few near-equal blocks (one when short)."""
+    n = max(1, min(max_blocks, length // min_block))
+    bounds = [round(i * length / n) for i in range(n + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 class DisentangledAttention(MultiHeadAttention):
@@ -108,26 +117,44 @@ class DisentangledAttention(MultiHeadAttention):
             proj = self.q_proj if self.share_att_key else self.pos_q_proj
         return (proj(table) * self.scale).view(table.shape[0], self.heads, -1).transpose(0, 1)
 
+    def _offset_scores(self, x: torch.Tensor, pos: torch.Tensor, start: int, end: int) -> torch.Tensor:
+        """Rows ``start:end`` of ``x`` ``[batch, T, heads * d]`` against the offsets they meet.
+
+        ``pos`` ``[heads, 2T-1, d]`` holds one row per offset; rows start..end-1 only meet
+        offsets T-end .. 2T-2-start, so the GEMM covers (end-start) x (T+end-start-1) pairs
+        instead of (end-start) x (2T-1). Returns ``[batch, heads, end-start, T]`` (a view).
+        """
+        b, t, _ = x.shape
+        rows = end - start
+        x_h = x.view(b, t, self.heads, -1)[:, start:end].reshape(b * rows, self.heads, -1).transpose(0, 1)
+        window = pos[:, t - end: 2 * t - 1 - start]  # [heads, T + rows - 1, d]
+        scores = torch.bmm(x_h, window.transpose(1, 2)).view(self.heads, b, rows, t + rows - 1)
+        return toeplitz_view(scores).permute(1, 0, 2, 3)
+
     def position_bias(self, q: torch.Tensor, k: torch.Tensor, table: torch.Tensor, index: RelativeIndex):
         """Scaled c2p + p2c scores ``[batch, heads, T, T]``; ``q``, ``k`` are ``[batch, T, heads * d]``.
 
-        Scores are computed against the 2T-1 offsets (one GEMM per head, batch folded into rows)
-        and read out as Toeplitz views, so the only [batch, heads, T, T] tensor made is the sum.
+        Position scores are GEMMs (one per head, batch folded into rows) against the relative
+        offsets, read out as Toeplitz views and written into one [batch, heads, T, T] tensor, by
+        blocks of rows so that each block meets only the offsets it uses.
         """
         b, t, _ = q.shape
-        terms = []
+        bias = q.new_empty(b, self.heads, t, t)
+        blocks = row_blocks(t)
         if self.c2p:
             pos_k = self._position_keys(table, "k")[:, index.by_offset]  # [heads, 2T-1, d]
-            q_h = q.reshape(b * t, self.heads, -1).transpose(0, 1)  # [heads, batch*T, d]
-            scores = torch.bmm(q_h, pos_k.transpose(1, 2)).view(self.heads, b, t, 2 * t - 1)
-            terms.append(toeplitz_view(scores).permute(1, 0, 2, 3))
+            for start, end in blocks:
+                bias[:, :, start:end] = self._offset_scores(q, pos_k, start, end)
         if self.p2c:
-            # Rows reversed, so key j's row for query i sits at column i - j + T - 1.
+            # Offsets reversed, so key j meets query i at column i - j + T - 1: same views, transposed.
             pos_q = self._position_keys(table, "q")[:, index.by_offset.flip(0)]
-            k_h = k.reshape(b * t, self.heads, -1).transpose(0, 1)
-            scores = torch.bmm(k_h, pos_q.transpose(1, 2)).view(self.heads, b, t, 2 * t - 1)
-            terms.append(toeplitz_view(scores).permute(1, 0, 3, 2))
-        return terms[0] + terms[1] if len(terms) == 2 else terms[0].contiguous()
+            for start, end in blocks:
+                term = self._offset_scores(k, pos_q, start, end).transpose(-1, -2)
+                if self.c2p:
+                    bias[..., start:end] += term
+                else:
+                    bias[..., start:end] = term
+        return bias
 
     def position_bias_reference(self, q: torch.Tensor, k: torch.Tensor, table: torch.Tensor,
                                 index: RelativeIndex) -> torch.Tensor:

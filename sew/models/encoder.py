@@ -177,10 +177,12 @@ class SpeechEncoder(nn.Module):
                 time_mask: torch.Tensor | None = None, channel_mask: torch.Tensor | None = None,
                 output_hidden_states: bool = False, upsample_hidden_states: bool = False) -> EncoderOutput:
         lengths = self.check_inputs(waveforms, lengths)
+        padded = bool((lengths < waveforms.shape[1]).any())
         features, frame_lengths = self.extract_features(waveforms, lengths)
         x = self.feature_dropout(self.project_features(features))
         x = self.apply_masks(x, time_mask, channel_mask)
-        y, states = self.context(x, frame_lengths, output_hidden_states)
+        # Without padding no mask is needed anywhere (the fast path for equal-length batches).
+        y, states = self.context(x, frame_lengths if padded else None, output_hidden_states)
         if states is not None:
             states = tuple(self._upsample_state(s, y.shape[1]) if upsample_hidden_states else s for s in states)
         logits = self.ctc_head(y) if self.ctc_head is not None else None

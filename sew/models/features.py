@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sew.models.lengths import conv_output_lengths, lengths_to_mask
+from sew.models.lengths import conv_output_lengths
 
 # The two stacks of the paper, as (channels, kernel, stride).
 WAV2VEC2_CONV_LAYERS = [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2
@@ -25,10 +25,11 @@ def compact_conv_layers(width: int = 64, extra_1x1: int = 1) -> list[tuple[int, 
 
 
 class MaskedGroupNorm(nn.Module):
-    """GroupNorm with one group per channel, statistics over the valid frames only.
+    """GroupNorm with one group per channel, statistics over each utterance's valid frames only.
 
-    On an unpadded batch this is ``nn.GroupNorm(C, C)``; on a padded one each utterance is
-    normalised as if it were alone, which is what makes padded batches exact. Computed in float32.
+    On an unpadded batch this is ``nn.GroupNorm(C, C)``; on a padded one each utterance's valid
+    prefix goes through the same kernel alone (padding is left zero), which is what makes padded
+    batches give exactly the single-utterance result. Computed in float32.
     """
 
     def __init__(self, channels: int, eps: float = 1e-5):
@@ -37,20 +38,18 @@ class MaskedGroupNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        # x: [batch, channels, frames]; mask: [batch, frames] or None when nothing is padded.
-        dtype = x.dtype
-        x = x.float()
-        if mask is None:
-            y = F.group_norm(x, x.shape[1], self.weight.float(), self.bias.float(), self.eps)
-            return y.to(dtype)
-        m = mask[:, None, :].to(x.dtype)
-        count = m.sum(-1, keepdim=True).clamp(min=1.0)
-        mean = (x * m).sum(-1, keepdim=True) / count
-        var = (((x - mean) * m) ** 2).sum(-1, keepdim=True) / count
-        y = (x - mean) * torch.rsqrt(var + self.eps)
-        y = y * self.weight[None, :, None] + self.bias[None, :, None]
-        return y.to(dtype)
+    def _norm(self, x: torch.Tensor) -> torch.Tensor:
+        return F.group_norm(x.float(), x.shape[1], self.weight.float(), self.bias.float(), self.eps).to(x.dtype)
+
+    def forward(self, x: torch.Tensor, lengths: list[int] | None) -> torch.Tensor:
+        # x: [batch, channels, frames]; lengths: valid frames per utterance, or None when nothing is padded.
+        if lengths is None:
+            return self._norm(x)
+        out = torch.empty_like(x)
+        for i, n in enumerate(lengths):
+            out[i, :, :n] = self._norm(x[i: i + 1, :, :n])[0]
+            out[i, :, n:] = 0.0
+        return out
 
 
 class ConvLayer(nn.Module):
@@ -68,10 +67,10 @@ class ConvLayer(nn.Module):
         else:
             self.norm = None
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: list[int] | None) -> torch.Tensor:
         x = self.conv(x)
         if self.norm_type == "group":
-            x = self.norm(x, mask)
+            x = self.norm(x, lengths)
         elif self.norm_type == "layer":
             x = self.norm(x.transpose(1, 2)).transpose(1, 2)
         return F.gelu(x)
@@ -101,13 +100,11 @@ class ConvFeatureExtractor(nn.Module):
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None):
         x = waveforms[:, None, :]  # [batch, 1, samples]
         padded = lengths is not None and bool((lengths < waveforms.shape[1]).any())
-        first_mask = None
+        first_lengths = None
         if padded and self.needs_mask:
-            first = self.specs[:1]
-            frames = (waveforms.shape[1] - first[0][1]) // first[0][2] + 1
-            first_mask = lengths_to_mask(conv_output_lengths(lengths, first), frames)
+            first_lengths = conv_output_lengths(lengths, self.specs[:1]).tolist()
         for i, layer in enumerate(self.layers):
-            x = layer(x, first_mask if i == 0 else None)
+            x = layer(x, first_lengths if i == 0 else None)
         if lengths is None:
             lengths = torch.full((x.shape[0],), x.shape[-1], dtype=torch.long, device=x.device)
         else:

@@ -24,7 +24,7 @@ def reference_attention(attn: DisentangledAttention, x, key_mask, table, index):
     return attn.out_proj(y.transpose(1, 2).reshape(b, t, -1))
 
 
-CASES = list(itertools.product([["c2p", "p2c"], ["c2p"], ["p2c"]], [True, False], [(1, 1), (3, 37), (2, 300)]))
+CASES = list(itertools.product([["c2p", "p2c"], ["c2p"], ["p2c"]], [True, False], [(1, 1), (3, 37), (2, 100), (2, 300)]))
 
 
 @pytest.mark.parametrize("pos_att_type,share,shape", CASES)
