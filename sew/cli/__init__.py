@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["models", "convert", "data"]
+COMMANDS = ["models", "convert", "data", "pretrain"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -138,7 +138,8 @@ class PretrainingModel(nn.Module):
         normed = enc.feature_norm(features)  # [B, T, E]: the quantiser's input (unmasked)
         x = enc.feature_projection(normed) if enc.feature_projection is not None else normed
         x = enc.apply_masks(enc.feature_dropout(x), time_mask, None)
-        context, _ = enc.context(x, frame_lengths)  # [B, T, D]
+        padded = bool((lengths < waveforms.shape[1]).any())  # unpadded batches take the mask-free fast path
+        context, _ = enc.context(x, frame_lengths if padded else None)  # [B, T, D]
 
         q = self.quantizer(self.dropout_features(normed)[time_mask])  # on [N, E]
         targets = self.project_q(q.quantized)  # [N, F]

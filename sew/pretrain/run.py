@@ -1,0 +1,108 @@
+"""One pretraining run: data -> model -> ``PretrainTask`` -> the shared ``Trainer`` -> checkpoints and logs.
+
+    state = pretrain(load_recipe("quick"), data=None, run_dir="runs/pretrain-quick")
+
+``data`` is any corpus ``sew.data`` reads (None: the built-in synthetic corpus). Bad items are
+skipped with a warning and listed in ``RUN/rejected.tsv`` (``strict=True`` stops at the first).
+``RUN/final`` (and ``RUN/best`` by validation loss) hold the encoder without the pretraining
+heads, ready for ``sew finetune``; ``RUN/checkpoints/`` the full training state.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from sew.data import rejects
+from sew.data.corpus import read_corpus
+from sew.data.dataset import SpeechDataset
+from sew.data.rejects import RejectLog
+from sew.pretrain.objective import PretrainingModel
+from sew.pretrain.recipe import PretrainRecipe
+from sew.pretrain.task import PretrainTask, distributed_info
+from sew.train.loop import Trainer, TrainingState
+
+
+def build_model(recipe: PretrainRecipe) -> PretrainingModel:
+    """The encoder (a preset, or ``recipe.init`` weights) wrapped with the quantiser and heads."""
+    import sew
+
+    if recipe.init:
+        encoder = sew.load_model(recipe.init)
+        if recipe.model_overrides:  # e.g. other dropouts: rebuild with the new config, keep the weights
+            weights = encoder.state_dict()
+            encoder = sew.SpeechEncoder(encoder.config.replace(**recipe.model_overrides))
+            encoder.load_state_dict(weights)
+    else:
+        encoder = sew.build_model(recipe.model, **recipe.model_overrides)
+    if encoder.ctc_head is not None:
+        raise ValueError(f"{recipe.init}: this model has a CTC head; pretraining starts from an encoder without one")
+    return PretrainingModel(encoder, recipe.objective)
+
+
+def read_split(root, splits: list[str], min_samples: int, log: RejectLog) -> list:
+    """Utterances of ``splits`` (concatenated); those under ``min_samples`` are reported as too short."""
+    keep = []
+    for split in splits:
+        for utt in read_corpus(root, split=split, rejects_log=log):
+            if utt.num_samples is not None and utt.num_samples < min_samples:
+                log.reject(utt.path, rejects.TOO_SHORT, utt.line,
+                           f"{utt.num_samples} samples < min_sample_size {min_samples}")
+                continue
+            keep.append(utt)
+    return keep
+
+
+def build_datasets(recipe: PretrainRecipe, root, log: RejectLog) -> tuple[SpeechDataset, SpeechDataset | None]:
+    d, seed = recipe.data, recipe.train.seed
+    train = SpeechDataset(read_split(root, d.train_splits, d.min_sample_size, log), max_sample_size=d.max_sample_size,
+                          seed=seed, rejects_log=log)
+    if len(train) == 0:
+        raise ValueError(f"{root}: no usable training utterance in split(s) {', '.join(d.train_splits)}")
+    valid = None
+    if d.valid_split:
+        utts = read_split(root, [d.valid_split], d.min_sample_size, log)
+        valid = SpeechDataset(utts, max_sample_size=d.max_sample_size, seed=seed, rejects_log=log) if utts else None
+    return train, valid
+
+
+def pretrain(recipe: PretrainRecipe, data=None, run_dir: str | Path = "runs/pretrain", *, resume=None,
+             strict: bool = False, progress: bool = True, accelerator=None) -> TrainingState:
+    """Run (or continue, see ``Trainer.fit``'s ``resume``) a pretraining run; returns the final state."""
+    from sew.data.synth import default_corpus
+
+    run_dir = Path(run_dir)
+    world, rank = distributed_info()
+    recipe = replace(recipe, train=replace(recipe.train, update_freq=recipe.update_freq(world)))
+    log = RejectLog(strict=strict, warn=rank == 0)
+    root = data if data is not None else default_corpus(progress=rank == 0)
+    train, valid = build_datasets(recipe, root, log)
+    torch.manual_seed(recipe.train.seed)  # the same initial weights in every process and every rerun
+    model = build_model(recipe)
+    task = PretrainTask(recipe.objective, seed=recipe.train.seed, crop=recipe.data.crop_to_shortest,
+                        valid_dataset=valid, valid_max_tokens=recipe.data.valid_max_tokens)
+    trainer = Trainer(recipe.train, model, task, run_dir, accelerator=accelerator, progress=progress,
+                      find_unused_parameters=model.encoder.config.layerdrop > 0)
+    if trainer.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "recipe.json").write_text(json.dumps({**recipe.to_dict(), "data_path": str(root)}, indent=2) + "\n")
+        enc = model.encoder.num_parameters()
+        print(f"pretraining {recipe.model} ({enc / 1e6:.2f}M encoder + {(model_size(model) - enc) / 1e6:.2f}M heads) "
+              f"on {len(train)} utterances ({sum(train.lengths) / 16000 / 3600:.2f} h after crops) from {root}; "
+              f"{world} process(es) x update_freq {recipe.train.update_freq} x {recipe.train.max_tokens} samples",
+              flush=True)
+    try:
+        state = trainer.fit(train, resume=resume)
+    finally:
+        if trainer.is_main:
+            log.write(run_dir)
+            if len(log):
+                print(f"{log.summary()}; listed in {run_dir / rejects.REJECTED_FILE}", flush=True)
+    return state
+
+
+def model_size(model) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,150 @@
+"""The pretraining task for ``sew.train.loop.Trainer``: masks, crops, the objective, normalisation, validation.
+
+Randomness. Every micro-batch draws everything (crop offsets, time masks, negatives, and, through
+a forked torch RNG, dropout, LayerDrop and the Gumbel noise) from one seed derived from
+``(seed, update, global micro-batch index)``, where the index of micro-step ``i`` on process
+``r`` of ``W`` is ``i * W + r`` (as fairseq seeds each step from ``seed + update``). So a run
+resumed at any update replays the same numbers, and ``W`` processes with ``update_freq`` 1 draw
+what one process with ``update_freq`` ``W`` draws for the same batches.
+
+Normalisation. The objective returns sums over the masked frames (targets). Each process
+divides its sum by the number of targets of the micro-step over ALL processes (all-reduced), times
+``W`` because DDP averages gradients: the update's gradient is then ``sum(loss) / sum(targets)``
+over the processes, fairseq's ``sample_size`` normalisation. The loop averages the ``update_freq``
+micro-steps of an update with equal weights (fairseq weights them by their target counts; the two
+agree when the micro-batches hold equally many targets).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sew.data.dataset import Batch
+from sew.pretrain.config import ObjectiveConfig
+from sew.pretrain.objective import PretrainingModel, PretrainOutput
+from sew.train.loop import StepOutput, unwrap
+from sew.train.masking import compute_time_mask
+
+_STAT_KEYS = ("sample_size", "loss", "contrastive", "correct", "diversity", "feature_penalty",
+              "code_perplexity", "prob_perplexity")
+
+
+def micro_seed(seed: int, update: int, index: int) -> int:
+    """The seed of one micro-batch: a function of (run seed, update, global micro-batch index) only."""
+    return ((int(seed) * 1_000_003 + int(update)) * 8191 + int(index)) % (2 ** 63 - 1)
+
+
+def crop_to_shortest(waveforms: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator):
+    """fairseq's unpadded pretraining batches: every utterance cropped at a random offset to the shortest one.
+
+    ``[B, S]``, ``[B]`` -> ``[B, min(lengths)]``, lengths all equal to it.
+    """
+    shortest = int(lengths.min())
+    spare = (lengths - shortest).cpu()
+    offsets = (torch.rand(len(spare), generator=generator, dtype=torch.float64) * (spare + 1)).floor().long()
+    offsets = torch.minimum(offsets, spare)
+    index = offsets[:, None] + torch.arange(shortest)[None, :]
+    cropped = torch.gather(waveforms, 1, index.to(waveforms.device))
+    return cropped, torch.full_like(lengths, shortest)
+
+
+def distributed_info() -> tuple[int, int]:
+    """(number of processes, this process's index) from accelerate's shared state (1, 0 when alone)."""
+    from accelerate import PartialState
+
+    state = PartialState()
+    return state.num_processes, state.process_index
+
+
+def summary(out: PretrainOutput) -> torch.Tensor:
+    """The objective's numbers as one float64 vector (sums over targets, or values x targets)."""
+    n = out.sample_size.double()
+    return torch.stack([
+        n, out.loss.detach().double(), out.contrastive.detach().double(), out.correct.double(),
+        out.diversity.detach().double() * n, out.feature_penalty.detach().double() * n,
+        out.code_perplexity.detach().double() * n, out.prob_perplexity.detach().double() * n,
+    ])
+
+
+def stats_from_summary(total: torch.Tensor) -> dict[str, float]:
+    """Per-target values to log from a (possibly all-reduced) ``summary`` vector."""
+    values = dict(zip(_STAT_KEYS, total.tolist()))
+    n = max(values.pop("sample_size"), 1.0)
+    out = {k: v / n for k, v in values.items() if k != "correct"}
+    out["accuracy"] = values["correct"] / n
+    out["sample_size"] = n
+    return out
+
+
+class PretrainTask:
+    """``loss(model, batch, update, generator)`` for the shared ``Trainer``; ``validate`` on a dev set."""
+
+    def __init__(self, objective: ObjectiveConfig, *, seed: int = 1, crop: bool = True, valid_dataset=None,
+                 valid_max_tokens: int = 1_400_000) -> None:
+        self.objective, self.seed, self.crop = objective, int(seed), crop
+        self.valid_dataset, self.valid_max_tokens = valid_dataset, int(valid_max_tokens)
+        self._generator, self._micro = None, 0
+
+    # -- one micro-batch ----------------------------------------------------------------------
+    def forward(self, model, batch: Batch, update: int, seed: int) -> PretrainOutput:
+        """Crop, mask and run the objective on ``batch`` with every random number drawn from ``seed``."""
+        core: PretrainingModel = unwrap(model)
+        core.set_num_updates(update)
+        g = torch.Generator().manual_seed(seed)
+        waves, lengths = batch.waveforms, batch.lengths
+        if self.crop:
+            waves, lengths = crop_to_shortest(waves, lengths, g)
+        frame_lengths, frames = core.frame_lengths(lengths, waves.shape[1])
+        time_mask = self.time_mask(frame_lengths, frames, g)
+        device = waves.device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # dropout, LayerDrop, Gumbel
+            torch.manual_seed(seed)
+            return model(waves, lengths, time_mask, generator=g)
+
+    def time_mask(self, frame_lengths: torch.Tensor, frames: int, generator: torch.Generator) -> torch.Tensor:
+        """``[B, frames]`` bool spans inside each utterance (``sew.train.masking``), at least 2 frames per batch."""
+        o = self.objective
+        return compute_time_mask(frame_lengths, frames, o.mask_prob, o.mask_length, o.min_masks, generator)
+
+    def loss(self, model, batch: Batch, update: int, generator: torch.Generator):
+        """The micro-batch loss, scaled so that the update's gradient is sum(loss) / sum(targets) (module docstring)."""
+        if generator is not self._generator:  # the loop makes one generator per update: a new update
+            self._generator, self._micro = generator, 0
+        world, rank = distributed_info()
+        index = self._micro * world + rank
+        self._micro += 1
+        out = self.forward(model, batch, update, micro_seed(self.seed, update, index))
+        total = summary(out)
+        if world > 1:
+            from accelerate.utils import reduce
+
+            total = reduce(total.to(out.loss.device), reduction="sum").cpu()
+        loss = out.loss * (world / max(float(total[0]), 1.0))
+        stats = stats_from_summary(total)
+        stats["temperature"] = out.temperature
+        return StepOutput(loss=loss, stats=stats)
+
+    # -- validation, saving -------------------------------------------------------------------
+    def validate(self, model) -> dict[str, float]:
+        """Loss and accuracy on the dev set (eval mode: argmax codes, BatchNorm running statistics)."""
+        if self.valid_dataset is None:
+            return {}
+        from sew.data.dataset import make_dataloader
+
+        sampler = self.valid_dataset.sampler(max_tokens=self.valid_max_tokens, shuffle=False, seed=self.seed)
+        device = next(model.parameters()).device
+        total = torch.zeros(len(_STAT_KEYS), dtype=torch.float64)
+        for i, batch in enumerate(make_dataloader(self.valid_dataset, sampler)):
+            if not len(batch):
+                continue
+            total += summary(self.forward(model, batch.to(device), 0, micro_seed(self.seed, -1, i))).cpu()
+        if total[0] == 0:
+            return {}
+        return {k: v for k, v in stats_from_summary(total).items()}
+
+    def save_model(self, model, directory, **meta) -> None:
+        """``RUN/final`` and ``RUN/best`` hold the encoder alone: the heads are removed for fine-tuning."""
+        unwrap(model).save_encoder(directory, **meta)
+
+    def checkpoint_files(self) -> dict:
+        return {"pretrain_task.json": {"seed": self.seed, "crop": self.crop, "objective": self.objective.to_dict()}}
