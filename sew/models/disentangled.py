@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sew.models.lengths import compiling
 from sew.models.transformer import MultiHeadAttention, TransformerLayer, TransformerStack, merge_heads, split_heads
 
 
@@ -36,22 +37,34 @@ def log_bucket_positions(relative: torch.Tensor, buckets: int, max_position: int
     return torch.where(magnitude <= mid, relative.to(log_pos.dtype), log_pos * sign).long()
 
 
+def table_rows(length, buckets: int, max_position: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Table row of every offset (``[2T-1]``, for j - i = -(T-1) .. T-1) and of every pair (``[T, T]``)."""
+    span = buckets if buckets > 0 else max_position
+    offsets = torch.arange(length - 1, -length, -1, device=device)  # i - j
+    if buckets > 0 and max_position > 0:
+        offsets = log_bucket_positions(offsets, buckets, max_position)
+    rows = (offsets + span).clamp(0, 2 * span - 1)
+    positions = torch.arange(length, device=device)
+    # pairs[i, j]: the row for i - j, i.e. rows[(j - i) + T - 1].
+    return rows, rows[positions[None, :] - positions[:, None] + length - 1]
+
+
 @functools.lru_cache(maxsize=64)
 def relative_index(length: int, buckets: int, max_position: int) -> "RelativeIndex":
     """Which rows of the relative-embedding table each (query, key) pair uses, on CPU.
 
     Only rows ``lo:hi`` of the table are ever used for this length, so only those are projected.
     """
-    span = buckets if buckets > 0 else max_position
-    offsets = torch.arange(length - 1, -length, -1)  # i - j for j - i = -(T-1) .. T-1
-    if buckets > 0 and max_position > 0:
-        offsets = log_bucket_positions(offsets, buckets, max_position)
-    rows = (offsets + span).clamp(0, 2 * span - 1)
+    rows, pairs = table_rows(length, buckets, max_position)
     lo, hi = int(rows.min()), int(rows.max()) + 1
-    positions = torch.arange(length)
-    # pairs[i, j]: the row for i - j, i.e. rows[(j - i) + T - 1].
-    pairs = rows[positions[None, :] - positions[:, None] + length - 1]
     return RelativeIndex(length, lo, hi, rows - lo, pairs - lo)
+
+
+def traced_relative_index(length, buckets: int, max_position: int, device) -> "RelativeIndex":
+    """The same, computed inside a traced graph: no host reads, the whole table is used (lo = 0)."""
+    span = buckets if buckets > 0 else max_position
+    rows, pairs = table_rows(length, buckets, max_position, device)
+    return RelativeIndex(length, 0, 2 * span, rows, pairs)
 
 
 class RelativeIndex(NamedTuple):
@@ -140,7 +153,7 @@ class DisentangledAttention(MultiHeadAttention):
         """
         b, t, _ = q.shape
         bias = q.new_empty(b, self.heads, t, t)
-        blocks = row_blocks(t)
+        blocks = [(0, t)] if compiling() else row_blocks(t)  # no host arithmetic on a traced length
         if self.c2p:
             pos_k = self._position_keys(table, "k")[:, index.by_offset]  # [heads, 2T-1, d]
             for start, end in blocks:
@@ -204,8 +217,11 @@ class DisentangledTransformer(TransformerStack):
         self.rel_norm = nn.LayerNorm(dim, eps=eps) if norm_rel_embeddings else None
 
     def attention_inputs(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> dict:
-        index = relative_index(x.shape[1], self.position_buckets, self.max_relative_positions)
+        if compiling():
+            index = traced_relative_index(x.shape[1], self.position_buckets, self.max_relative_positions, x.device)
+        else:
+            index = relative_index(x.shape[1], self.position_buckets, self.max_relative_positions).to(x.device)
         table = self.rel_embeddings.weight[index.lo:index.hi]  # LayerNorm is per row: slice first
         if self.rel_norm is not None:
             table = self.rel_norm(table)
-        return {"key_mask": key_mask, "table": table, "index": index.to(x.device)}
+        return {"key_mask": key_mask, "table": table, "index": index}

@@ -15,7 +15,7 @@ from sew.config import EncoderConfig
 from sew.models.context import SqueezeContextNetwork, Wav2Vec2ContextNetwork, fit_frames
 from sew.models.disentangled import DisentangledAttention, DisentangledTransformer
 from sew.models.features import ConvFeatureExtractor
-from sew.models.lengths import lengths_to_mask
+from sew.models.lengths import compiling, lengths_to_mask
 from sew.models.transformer import MultiHeadAttention, TransformerLayer, TransformerStack
 
 
@@ -133,9 +133,15 @@ class SpeechEncoder(nn.Module):
                 raise ValueError(f"lengths must be an integer tensor of shape [{batch}], found "
                                  f"{lengths.dtype} {tuple(lengths.shape)}")
             lengths = lengths.long()
-            if bool((lengths > samples).any()):
-                i = int(torch.argmax(lengths))
-                raise ValueError(f"lengths[{i}] = {int(lengths[i])} is larger than the waveform tensor ({samples} samples)")
+        if samples < self.config.receptive_field:
+            raise ValueError(f"utterance 0 has {samples} samples, shorter than the model's receptive field of "
+                             f"{self.config.receptive_field} samples ({self.config.receptive_field / 16:.0f} ms "
+                             "at 16 kHz); drop or pad it")
+        if compiling():  # the value checks below read tensors on the host: eager mode only
+            return lengths
+        if bool((lengths > samples).any()):
+            i = int(torch.argmax(lengths))
+            raise ValueError(f"lengths[{i}] = {int(lengths[i])} is larger than the waveform tensor ({samples} samples)")
         rf = self.config.receptive_field
         if bool((lengths < rf).any()):
             i = int(torch.argmin(lengths))
@@ -151,12 +157,21 @@ class SpeechEncoder(nn.Module):
         var = (((waveforms - mean) * mask) ** 2).sum(1, keepdim=True) / count
         return (waveforms - mean) / torch.sqrt(var + 1e-7) * mask
 
-    def extract_features(self, waveforms: torch.Tensor, lengths: torch.Tensor):
-        """Conv features before the feature LayerNorm: ``[batch, frames, conv_dim]`` and frame lengths."""
+    def extract_features(self, waveforms: torch.Tensor, lengths: torch.Tensor, padded: bool = True):
+        """Conv features before the feature LayerNorm: ``[batch, frames, conv_dim]`` and frame lengths.
+
+        ``padded=False`` promises every utterance fills the tensor (no masking work is done).
+        """
         if self.config.normalize_waveform:
             waveforms = self.normalize(waveforms, lengths)
-        features, frame_lengths = self.feature_extractor(waveforms, lengths)
+        features, frame_lengths = self.feature_extractor(waveforms, lengths if padded else None)
         return features.transpose(1, 2), frame_lengths
+
+    def is_padded(self, waveforms: torch.Tensor, lengths: torch.Tensor | None) -> bool:
+        """Whether any utterance is shorter than the tensor (when traced: whether lengths were given)."""
+        if lengths is None or compiling():
+            return lengths is not None
+        return bool((torch.as_tensor(lengths) < waveforms.shape[1]).any())
 
     def project_features(self, features: torch.Tensor) -> torch.Tensor:
         """Feature LayerNorm and projection to the model width: ``[batch, frames, dim]``."""
@@ -176,9 +191,9 @@ class SpeechEncoder(nn.Module):
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None, *,
                 time_mask: torch.Tensor | None = None, channel_mask: torch.Tensor | None = None,
                 output_hidden_states: bool = False, upsample_hidden_states: bool = False) -> EncoderOutput:
+        padded = self.is_padded(waveforms, lengths)
         lengths = self.check_inputs(waveforms, lengths)
-        padded = bool((lengths < waveforms.shape[1]).any())
-        features, frame_lengths = self.extract_features(waveforms, lengths)
+        features, frame_lengths = self.extract_features(waveforms, lengths, padded)
         x = self.feature_dropout(self.project_features(features))
         x = self.apply_masks(x, time_mask, channel_mask)
         # Without padding no mask is needed anywhere (the fast path for equal-length batches).

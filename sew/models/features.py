@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sew.models.lengths import conv_output_lengths
+from sew.models.lengths import compiling, conv_output_lengths, lengths_to_mask
 
 # The two stacks of the paper, as (channels, kernel, stride).
 WAV2VEC2_CONV_LAYERS = [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2
@@ -41,15 +41,27 @@ class MaskedGroupNorm(nn.Module):
     def _norm(self, x: torch.Tensor) -> torch.Tensor:
         return F.group_norm(x.float(), x.shape[1], self.weight.float(), self.bias.float(), self.eps).to(x.dtype)
 
-    def forward(self, x: torch.Tensor, lengths: list[int] | None) -> torch.Tensor:
-        # x: [batch, channels, frames]; lengths: valid frames per utterance, or None when nothing is padded.
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        # x: [batch, channels, frames]; lengths [batch]: valid frames, or None when nothing is padded.
         if lengths is None:
             return self._norm(x)
+        if compiling():
+            return self._masked_norm(x, lengths)
         out = torch.empty_like(x)
-        for i, n in enumerate(lengths):
+        for i, n in enumerate(lengths.tolist()):
             out[i, :, :n] = self._norm(x[i: i + 1, :, :n])[0]
             out[i, :, n:] = 0.0
         return out
+
+    def _masked_norm(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The same statistics with masks instead of a loop over utterances (traceable, a few more passes)."""
+        dtype, x = x.dtype, x.float()
+        m = lengths_to_mask(lengths, x.shape[-1])[:, None, :].float()
+        count = m.sum(-1, keepdim=True).clamp(min=1.0)
+        mean = (x * m).sum(-1, keepdim=True) / count
+        var = (((x - mean) * m) ** 2).sum(-1, keepdim=True) / count
+        y = (x - mean) * torch.rsqrt(var + self.eps) * self.weight[:, None] + self.bias[:, None]
+        return (y * m).to(dtype)
 
 
 class ConvLayer(nn.Module):
@@ -67,7 +79,7 @@ class ConvLayer(nn.Module):
         else:
             self.norm = None
 
-    def forward(self, x: torch.Tensor, lengths: list[int] | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         x = self.conv(x)
         if self.norm_type == "group":
             x = self.norm(x, lengths)
@@ -98,11 +110,13 @@ class ConvFeatureExtractor(nn.Module):
         return conv_output_lengths(lengths, self.specs)
 
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None):
+        """``waveforms [batch, samples]``, ``lengths [batch]`` or None -> ``[batch, channels, frames]``, frame lengths."""
         x = waveforms[:, None, :]  # [batch, 1, samples]
-        padded = lengths is not None and bool((lengths < waveforms.shape[1]).any())
+        # lengths=None: nothing is padded. Valid frames only see valid samples, so only the
+        # first layer's GroupNorm (statistics over time) needs to know the lengths.
         first_lengths = None
-        if padded and self.needs_mask:
-            first_lengths = conv_output_lengths(lengths, self.specs[:1]).tolist()
+        if lengths is not None and self.needs_mask:
+            first_lengths = conv_output_lengths(lengths, self.specs[:1])
         for i, layer in enumerate(self.layers):
             x = layer(x, first_lengths if i == 0 else None)
         if lengths is None:

@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sew.models.lengths import compiling
+
 
 def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     """``[batch, time, heads * d]`` -> ``[batch, heads, time, d]``."""
@@ -95,8 +97,13 @@ class TransformerStack(nn.Module):
         inputs = self.attention_inputs(x, key_mask)
         states = [x] if return_states else None
         for layer in self.layers:
-            skip = self.training and self.layerdrop > 0 and torch.rand(()).item() < self.layerdrop
-            if not skip:
+            if self.training and self.layerdrop > 0:
+                drop = torch.rand((), device=x.device) < self.layerdrop
+                if compiling():  # traced: run the layer and select (no host read of the coin)
+                    x = torch.where(drop, x, layer(x, **inputs))
+                elif not bool(drop):
+                    x = layer(x, **inputs)
+            else:
                 x = layer(x, **inputs)
             if return_states:
                 states.append(x)
