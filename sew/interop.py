@@ -231,8 +231,12 @@ def load_hf_directory(directory: Path):
     return model
 
 
-def export_hf(model, path: str | Path) -> Path:
-    """Write ``model`` as a ``transformers`` directory that ``AutoModel``/``AutoModelForCTC`` load."""
+def export_hf(model, path: str | Path, vocab=None) -> Path:
+    """Write ``model`` as a ``transformers`` directory that ``AutoModel``/``AutoModelForCTC`` load.
+
+    With ``vocab`` (a ``sew.data.text.Vocabulary``, or a vocab.json path or its directory) the
+    tokenizer files are written too, so ``Wav2Vec2Processor.from_pretrained`` loads the directory.
+    """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     cfg = model.config
@@ -243,5 +247,25 @@ def export_hf(model, path: str | Path) -> Path:
         "feature_extractor_type": "Wav2Vec2FeatureExtractor", "feature_size": 1, "sampling_rate": 16000,
         "padding_value": 0.0, "do_normalize": cfg.normalize_waveform,
         "return_attention_mask": cfg.conv_norm == "layer",
+        **({"processor_class": "Wav2Vec2Processor"} if vocab is not None else {}),
     })
+    if vocab is not None:
+        write_tokenizer(path, vocab, cfg.vocab_size)
     return path
+
+
+def write_tokenizer(path: Path, vocab, vocab_size: int | None) -> None:
+    """vocab.json + tokenizer_config.json + special_tokens_map.json for ``Wav2Vec2CTCTokenizer``."""
+    from sew.data.text import BOS, EOS, PAD, UNK, WORD_DELIMITER, Vocabulary
+
+    if not isinstance(vocab, Vocabulary):
+        vocab = Vocabulary.load(vocab)
+    if vocab_size is not None and len(vocab) != vocab_size:
+        raise ValueError(f"the vocabulary has {len(vocab)} symbols but the model's CTC head has {vocab_size}")
+    vocab.save(path)
+    special = {"bos_token": BOS, "eos_token": EOS, "unk_token": UNK, "pad_token": PAD}
+    write_json(path / "special_tokens_map.json", special)
+    write_json(path / "tokenizer_config.json", {
+        "tokenizer_class": "Wav2Vec2CTCTokenizer", "processor_class": "Wav2Vec2Processor",
+        "word_delimiter_token": WORD_DELIMITER, "do_lower_case": False, "replace_word_delimiter_char": " ", **special,
+    })

@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["models", "convert", "data", "pretrain"]
+COMMANDS = ["models", "convert", "data", "pretrain", "finetune", "eval", "transcribe"]
 
 
 def build_parser() -> argparse.ArgumentParser:

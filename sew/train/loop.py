@@ -180,11 +180,13 @@ class Trainer:
                 rng = torch.get_rng_state()
                 batches = iter(loader)
                 torch.set_rng_state(rng)
-                micro = []
+                micro, seen, usable = [], 0, 0
                 for batch in batches:
                     self.state.batches_done += 1
+                    seen += 1
                     if len(batch):
                         micro.append(batch)
+                        usable += 1
                     if len(micro) == cfg.update_freq:
                         stop = self._update(micro)
                         micro = []
@@ -192,6 +194,9 @@ class Trainer:
                             break
                 if not stop and micro:
                     stop = self._update(micro)
+                if seen and not usable:
+                    raise ValueError("a whole epoch gave no usable batch: every audio file failed to load "
+                                     "(see the warnings above); check the paths and the files of the corpus")
                 if not stop:
                     self.state.epoch += 1
                     self.state.batches_done = 0

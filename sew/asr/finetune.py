@@ -1,0 +1,169 @@
+"""One CTC fine-tuning run: recipe -> vocabulary, model, data -> ``CTCTask`` -> ``Trainer`` -> ``RUN/best``.
+
+    recipe = load_recipe("quick")                       # configs/finetune/quick.yaml
+    state = finetune(recipe, data=None, run_dir="runs/ft-quick")   # None: the built-in corpus
+
+The model comes from ``recipe.model``: a model preset (random weights), our model directory
+(e.g. ``RUN/final`` of ``sew pretrain``) or a Hugging Face SEW / SEW-D / wav2vec 2.0 directory.
+A CTC head over the vocabulary of the training transcripts is added (or kept, when the model
+already has one over the same vocabulary) and the vocabulary is saved with every model written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sew.asr.ctc import init_prior_bias
+from sew.asr.evaluate import eval_dataset
+from sew.asr.task import CTCTask
+from sew.data.corpus import read_corpus
+from sew.data.dataset import SpeechDataset
+from sew.data.rejects import RejectLog
+from sew.data.text import VOCAB_FILE, Vocabulary
+from sew.train.loop import TrainConfig, Trainer, TrainingState
+from sew.train.masking import MaskingConfig
+from sew.train.recipe import load_preset, section
+from sew.train.setup import freeze
+
+
+@dataclass
+class FinetuneData:
+    """Splits of the corpus and the validation batch size."""
+
+    train_split: str = "train"
+    valid_split: str | None = "dev"  # None: no validation (RUN/best is then not written)
+    valid_max_tokens: int = 1_600_000
+
+
+@dataclass
+class FinetuneRecipe:
+    """Everything a ``sew finetune`` run needs besides the data and the run directory."""
+
+    model: str | None = "sew-d-micro"  # model preset, our model directory, or a Hugging Face directory
+    model_overrides: dict[str, Any] = field(default_factory=dict)  # EncoderConfig fields (dropouts, layerdrop, ...)
+    freeze_feature_extractor: bool = True  # the official feature_grad_mult 0.0
+    freeze_finetune_updates: int = 0  # only the CTC head trains before this many updates
+    prior_bias_init: bool = False  # CTC head bias = log plateau distribution (needed from random init)
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    data: FinetuneData = field(default_factory=FinetuneData)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(best_metric="wer"))
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def recipe_from_dict(data: dict[str, Any], source: str = "recipe") -> FinetuneRecipe:
+    data = dict(data)
+    data.pop("name", None)
+    top = {f.name for f in dataclasses.fields(FinetuneRecipe)}
+    unknown = sorted(set(data) - top)
+    if unknown:
+        raise ValueError(f"{source}: unknown recipe fields {unknown}; known: {sorted(top)}")
+    return FinetuneRecipe(
+        masking=section(MaskingConfig, data.pop("masking", None), f"{source}: masking"),
+        data=section(FinetuneData, data.pop("data", None), f"{source}: data"),
+        train=TrainConfig.from_dict({"best_metric": "wer", **(data.pop("train", None) or {})}, f"{source}: train"),
+        **data,
+    )
+
+
+def load_recipe(spec: str | Path = "quick", overrides: list[str] | None = None) -> FinetuneRecipe:
+    """A recipe from a preset of ``configs/finetune/`` or a YAML path, with ``--set`` overrides."""
+    data, source = load_preset("finetune", spec, overrides)
+    return recipe_from_dict(data, source)
+
+
+# -- vocabulary and model -------------------------------------------------------------------------
+def is_model_directory(spec: str) -> bool:
+    path = Path(spec)
+    return path.is_dir() and any((path / name).is_file() for name in ("sew_config.json", "config.json"))
+
+
+def choose_vocabulary(recipe: FinetuneRecipe, corpus_root: Path, transcripts: list[str]) -> Vocabulary:
+    """The model's own vocabulary when it already has a CTC head, else the corpus's ``vocab.json``,
+    else one built from the training transcripts."""
+    if is_model_directory(recipe.model) and (Path(recipe.model) / VOCAB_FILE).is_file():
+        return Vocabulary.load(recipe.model)
+    if corpus_root.is_dir() and (corpus_root / VOCAB_FILE).is_file():
+        return Vocabulary.load(corpus_root)
+    return Vocabulary.build(transcripts)
+
+
+def build_model(recipe: FinetuneRecipe, vocab: Vocabulary):
+    """The encoder with a CTC head over ``vocab``, the recipe's overrides applied, weights from ``recipe.model``."""
+    import sew
+
+    overrides = {**recipe.model_overrides, "vocab_size": len(vocab)}
+    if not is_model_directory(recipe.model):
+        return sew.build_model(recipe.model, **overrides)
+    source = sew.load_model(recipe.model)
+    weights = source.state_dict()
+    if source.config.vocab_size != len(vocab) or not (Path(recipe.model) / VOCAB_FILE).is_file():
+        # A new head: the old one (if any) predicts another symbol set.
+        weights = {k: v for k, v in weights.items() if not k.startswith("ctc_head.")}
+    model = sew.SpeechEncoder(source.config.replace(**overrides))
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if unexpected or any(not k.startswith("ctc_head.") for k in missing):
+        raise ValueError(f"{recipe.model}: weights do not fit after the overrides {recipe.model_overrides}: "
+                         f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+    return model
+
+
+# -- the run --------------------------------------------------------------------------------------
+def finetune(recipe: FinetuneRecipe, data: str | Path | None, run_dir: str | Path, *, resume=None,
+             strict: bool = False, progress: bool = True, accelerator=None) -> TrainingState:
+    """Fine-tune per ``recipe`` on ``data`` (None: the built-in corpus) into ``run_dir``; returns the final state."""
+    from sew.data.synth import default_corpus
+
+    if not recipe.model:
+        raise ValueError(f"this recipe ({recipe.description or 'no description'}) fine-tunes a pretrained model: "
+                         "pass --model DIR (ours, e.g. RUN/final of sew pretrain, or a Hugging Face directory)")
+    root = Path(data) if data is not None else default_corpus()
+    run = Path(run_dir)
+    log = RejectLog(strict=strict)
+    train_corpus = read_corpus(root, split=recipe.data.train_split, rejects_log=log)
+    transcripts = [u.transcript for u in train_corpus if u.transcript]
+    if not transcripts:
+        raise ValueError(f"{root} (split {train_corpus.split}): no transcripts; CTC fine-tuning needs "
+                         "transcribed speech (.wrd/.ltr next to the .tsv, or a transcript column)")
+    vocab = choose_vocabulary(recipe, root, transcripts)
+    train_set = SpeechDataset(train_corpus, vocab=vocab, rejects_log=log, seed=recipe.train.seed)
+    valid = None
+    if recipe.data.valid_split:
+        valid = eval_dataset(read_corpus(root, split=recipe.data.valid_split, rejects_log=log), log)
+
+    model = build_model(recipe, vocab)
+    if recipe.prior_bias_init:
+        kept = [u for u in train_set.utterances if u.num_samples <= recipe.train.max_tokens]
+        init_prior_bias(model, vocab, [u.transcript for u in kept], [u.num_samples for u in kept])
+    if recipe.freeze_feature_extractor:
+        freeze(model.feature_extractor)
+
+    config = recipe.to_dict()
+    task = CTCTask(vocab, recipe.masking, freeze_finetune_updates=recipe.freeze_finetune_updates, valid=valid,
+                   valid_max_tokens=recipe.data.valid_max_tokens, config=config)
+    trainer = Trainer(recipe.train, model, task, run, accelerator=accelerator, progress=progress,
+                      find_unused_parameters=recipe.freeze_finetune_updates > 0 or model.config.layerdrop > 0)
+    if trainer.is_main:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "recipe.json").write_text(json.dumps({**config, "data_path": str(root)}, indent=2) + "\n")
+        vocab.save(run)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        print(f"fine-tuning {model.config.family} ({model.num_parameters() / 1e6:.2f}M parameters, "
+              f"{trainable / 1e6:.2f}M trainable) on {len(train_set)} utterances "
+              f"({sum(train_set.lengths) / 16000 / 60:.1f} min) from {root}; vocabulary of {len(vocab)}; "
+              f"{torch.get_num_threads()} threads on {trainer.acc.device}", flush=True)
+    try:
+        return trainer.fit(train_set, resume=resume)
+    finally:
+        if trainer.is_main:
+            log.write(run)
+            if len(log):
+                print(f"skipped {len(log)} bad item(s); see {run / 'rejected.tsv'}")

@@ -1,0 +1,115 @@
+"""``sew eval``: WER / CER of a CTC model on a corpus split (greedy, or beam search with a KenLM model)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def load_ctc_model(model_dir, vocab_path=None, device: str | None = None):
+    """``(model, vocab, device)`` from a model directory (ours or Hugging Face) with a CTC head and its vocab.json."""
+    import torch
+
+    import sew
+    from sew.data.text import VOCAB_FILE, Vocabulary
+
+    model = sew.load_model(model_dir)
+    if model.ctc_head is None:
+        raise ValueError(f"{model_dir}: this model has no CTC head; fine-tune it first (sew finetune --model {model_dir})")
+    source = Path(vocab_path) if vocab_path else Path(model_dir) / VOCAB_FILE
+    if not (source.is_file() or (source / VOCAB_FILE).is_file()):
+        raise ValueError(f"{model_dir}: no {VOCAB_FILE} next to the model; pass --vocab FILE (the vocabulary "
+                         "the model was fine-tuned with)")
+    vocab = Vocabulary.load(source)
+    if len(vocab) != model.config.vocab_size:
+        raise ValueError(f"{source}: {len(vocab)} symbols but the model's CTC head has {model.config.vocab_size}; "
+                         "pass the vocabulary the model was fine-tuned with")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device).eval(), vocab, device
+
+
+def make_decoder_or_explain(vocab, args):
+    from sew.asr.decode import make_decoder
+
+    try:
+        return make_decoder(vocab, args.beam_size, args.lm, args.lm_weight, args.word_score)
+    except ImportError as err:
+        raise ValueError(str(err)) from err
+
+
+def evaluate_model(model_dir, data, split: str, out_dir, *, vocab_path=None, decoder_args=None, device=None,
+                   max_tokens: int = 1_600_000, strict: bool = False) -> dict:
+    """Evaluate ``model_dir`` on ``split`` of ``data``; write ``out_dir/metrics.json`` + ``utterances.tsv``; print a table."""
+    from sew.asr.decode import GreedyDecoder
+    from sew.asr.evaluate import eval_dataset, evaluate
+    from sew.data.corpus import read_corpus
+    from sew.data.rejects import RejectLog
+    from sew.data.synth import default_corpus
+
+    model, vocab, device = load_ctc_model(model_dir, vocab_path, device)
+    decoder = make_decoder_or_explain(vocab, decoder_args) if decoder_args is not None else GreedyDecoder(vocab)
+    root = data if data is not None else default_corpus()
+    log = RejectLog(strict=strict)
+    dataset, refs = eval_dataset(read_corpus(root, split=split, rejects_log=log), log)
+    result = evaluate(model, dataset, refs, decoder, max_tokens=max_tokens, device=device)
+    s = result.summary
+    s.update(model=str(model_dir), data=str(root), split=split,
+             decoder="greedy" if isinstance(decoder, GreedyDecoder) else "beam")
+    if out_dir is not None:
+        metrics, rows = result.write(out_dir)
+        if len(log):
+            log.write(out_dir)
+    print(f"{'split':<8} {'utts':>6} {'hours':>7} {'WER %':>7} {'CER %':>7} {'sub':>6} {'del':>6} {'ins':>6}")
+    print(f"{split:<8} {s['utterances']:>6} {s['audio_seconds'] / 3600:>7.3f} {100 * s['wer']:>7.2f} "
+          f"{100 * s['cer']:>7.2f} {s['substitutions']:>6} {s['deletions']:>6} {s['insertions']:>6}")
+    if out_dir is not None:
+        print(f"wrote {metrics} and {rows}")
+    if len(log):
+        print(f"skipped {len(log)} item(s): {log.summary()}", file=sys.stderr)
+    return s
+
+
+def run(args) -> int:
+    summary = evaluate_model(args.model, args.data, args.split, args.out, vocab_path=args.vocab, decoder_args=args,
+                             device=args.device, max_tokens=int(args.batch_seconds * 16000), strict=args.strict)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+def add_decoder_options(p) -> None:
+    """Greedy / beam-search options shared by ``sew eval`` and ``sew transcribe``."""
+    p.add_argument("--vocab", default=None, help="vocab.json of the model (default: the one in the model directory)")
+    p.add_argument("--beam-size", type=int, default=0,
+                   help="CTC beam search with this beam (needs pyctcdecode; default: 0, greedy decoding)")
+    p.add_argument("--lm", default=None,
+                   help="KenLM n-gram model (.arpa or .bin) for beam search (needs pyctcdecode and kenlm; default: none)")
+    p.add_argument("--lm-weight", type=float, default=2.0, help="language model weight alpha (default: 2.0)")
+    p.add_argument("--word-score", type=float, default=-1.0, help="word insertion score beta (default: -1.0)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("eval", help="word and character error rates of a CTC model on a corpus",
+                       description="Decode a corpus split in length-sorted padded batches (greedy CTC, or beam search "
+                                   "with an optional KenLM model) and report WER and CER (jiwer). Writes "
+                                   "OUT/metrics.json and OUT/utterances.tsv (reference, hypothesis, errors).")
+    p.add_argument("--model", required=True, help="model directory with a CTC head and vocab.json (ours or Hugging Face)")
+    p.add_argument("--data", default=None,
+                   help="corpus: manifest directory, .tsv, LibriSpeech, audiofolder or datasets directory "
+                        "(default: the built-in synthetic corpus)")
+    p.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    p.add_argument("--out", default=None, help="directory for metrics.json and utterances.tsv (default: MODEL/eval-SPLIT)")
+    p.add_argument("--batch-seconds", type=float, default=100.0,
+                   help="padded audio per batch in seconds (default: 100)")
+    p.add_argument("--json", action="store_true", help="also print the metrics as JSON")
+    p.add_argument("--strict", action="store_true", help="stop at the first bad item (default: skip it with a warning)")
+    add_decoder_options(p)
+    p.set_defaults(func=lambda args: run(_default_out(args)))
+
+
+def _default_out(args):
+    if args.out is None:
+        args.out = str(Path(args.model) / f"eval-{args.split}")
+    return args

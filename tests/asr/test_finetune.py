@@ -1,0 +1,98 @@
+import json
+
+import pytest
+import torch
+
+import sew
+from sew.asr.finetune import build_model, finetune, load_recipe
+from sew.cli import main
+from sew.train.logs import read_log
+
+
+def tiny_recipe(tmp_path, **train):
+    """The quick preset on a one-layer model, a short update budget, no wall clock."""
+    recipe = load_recipe("quick", ["model_overrides.num_layers=1", "train.max_minutes=null", "train.log_every=1",
+                                   "train.save_every=0", "train.validate_every=0", "train.validate_every_minutes=null",
+                                   "data.valid_split=null"])
+    for k, v in train.items():
+        setattr(recipe.train, k, v)
+    return recipe
+
+
+def small_train_split(tiny_corpus, tmp_path, n=4):
+    """A copy of the corpus manifest with the ``n`` shortest train utterances (fast updates)."""
+    root = tmp_path / "data"
+    root.mkdir()
+    lines = (tiny_corpus / "train.tsv").read_text().splitlines()
+    words = (tiny_corpus / "train.wrd").read_text().splitlines()
+    items = sorted(zip(lines[1:], words), key=lambda x: int(x[0].split("\t")[1]))[:n]
+    audio_root = (tiny_corpus / lines[0]).resolve()
+    (root / "train.tsv").write_text("\n".join([str(audio_root)] + [a for a, _ in items]) + "\n")
+    (root / "train.wrd").write_text("\n".join(b for _, b in items) + "\n")
+    (root / "vocab.json").write_text((tiny_corpus / "vocab.json").read_text())
+    return root
+
+
+def snapshot(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def test_freezing_really_freezes(tmp_path, tiny_corpus, monkeypatch):
+    recipe = tiny_recipe(tmp_path, max_update=2, lr=1e-3)
+    recipe.freeze_feature_extractor, recipe.freeze_finetune_updates = True, 2
+    data = small_train_split(tiny_corpus, tmp_path)
+    built = {}
+
+    def keep(recipe, vocab):
+        built["model"] = model = build_model(recipe, vocab)
+        built["before"] = snapshot(model)
+        return model
+
+    monkeypatch.setattr("sew.asr.finetune.build_model", keep)
+    finetune(recipe, data, tmp_path / "run", progress=False)
+    model, before = built["model"], built["before"]
+    after = snapshot(model)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"ctc_head.proj.weight", "ctc_head.proj.bias"}  # only the head trained
+    # two more updates: the encoder trains now, the feature extractor never
+    recipe.train.max_update = 4
+    finetune(recipe, data, tmp_path / "run", progress=False)  # resumes at update 2
+    model, after = built["model"], snapshot(built["model"])
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert any(k.startswith("context.") for k in changed)
+    assert not any(k.startswith("feature_extractor.") for k in changed)
+
+
+def test_loss_falls_on_a_tiny_overfit(tmp_path, tiny_corpus):
+    recipe = tiny_recipe(tmp_path, max_update=12, lr=3e-3, warmup_updates=3, max_tokens=16000 * 20)
+    state = finetune(recipe, small_train_split(tiny_corpus, tmp_path, n=2), tmp_path / "run", progress=False)
+    losses = [r["loss"] for r in read_log(tmp_path / "run", "train")]
+    assert state.update == 12 and len(losses) == 12
+    assert losses[0] > 2.5  # starts on the plateau thanks to the prior bias
+    assert min(losses[-3:]) < 0.6 * losses[0]
+
+
+def test_cli_fine_tunes_a_hugging_face_encoder_and_evaluates(tmp_path, tiny_corpus, capsys):
+    torch.manual_seed(0)
+    encoder = sew.build_model("sew-micro", num_layers=1)  # no CTC head
+    sew.export_hf(encoder, tmp_path / "hf-encoder")
+    run = tmp_path / "run"
+    code = main(["finetune", "--model", str(tmp_path / "hf-encoder"), "--data", str(tiny_corpus), "--out", str(run),
+                 "--max-update", "2", "--no-progress", "--set", "train.max_minutes=null",
+                 "--set", "train.validate_every_minutes=null", "--set", "model_overrides.layerdrop=0.1"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "finished: 2 updates" in out and "WER %" in out  # the test split was scored after training
+    for name in ("best", "final"):
+        assert json.loads((run / name / "sew_config.json").read_text())["model"]["family"] == "sew"
+        assert (run / name / "vocab.json").is_file()
+    metrics = json.loads((run / "eval-test" / "metrics.json").read_text())
+    assert metrics["utterances"] > 0 and 0 <= metrics["cer"]
+    assert json.loads((run / "recipe.json").read_text())["model_overrides"]["layerdrop"] == 0.1
+
+
+def test_unknown_preset_and_field_are_named():
+    with pytest.raises(ValueError, match="Known presets: .*quick"):
+        load_recipe("quik")
+    with pytest.raises(ValueError, match="mask_prob"):
+        load_recipe("quick", ["masking.mask_prb=0.5"])

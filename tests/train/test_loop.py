@@ -1,0 +1,118 @@
+import json
+import shutil
+
+import pytest
+import torch
+
+from sew.asr.task import CTCTask
+from sew.train.logs import read_log
+from sew.train.loop import StepOutput, TrainConfig, Trainer, TrainingDiverged
+from sew.train.masking import MaskingConfig
+from tests.train.conftest import tiny_model
+
+# Dropout, masks and several epochs: everything a resume has to reproduce.
+MASKS = MaskingConfig(mask_prob=0.3, mask_length=4, mask_channel_prob=0.1, mask_channel_length=8)
+
+
+def config(**kw):
+    base = dict(max_update=6, lr=1e-3, warmup_updates=2, max_tokens=16000 * 6, save_every=3, keep_last=5,
+                validate_every=0, log_every=1)
+    return TrainConfig(**{**base, **kw})
+
+
+def weights_equal(a, b) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def dropout_model(make_model):
+    return make_model(feature_dropout=0.1, attention_dropout=0.1)
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory, vocab, tiny_corpus):
+    """Six uninterrupted updates over two epochs of 6 short utterances, checkpoints at 3 and 6."""
+    from sew.data.corpus import read_corpus
+    from sew.data.dataset import SpeechDataset
+
+    utts = sorted(read_corpus(tiny_corpus, split="train").utterances, key=lambda u: u.num_samples)[:6]
+    data = SpeechDataset(utts, vocab=vocab)
+    run = tmp_path_factory.mktemp("reference")
+    model = dropout_model(lambda **kw: tiny_model(len(vocab), **kw))
+    state = Trainer(config(), model, CTCTask(vocab, MASKS), run, progress=False).fit(data)
+    assert state.update == 6 and state.epoch >= 1  # the run crossed an epoch boundary
+    return run, model, data
+
+
+def test_resume_from_a_checkpoint_is_exact(tmp_path, make_model, reference_run, vocab):
+    run, full, data = reference_run
+    (tmp_path / "checkpoints").mkdir(parents=True)
+    shutil.copytree(run / "checkpoints/update_00000003", tmp_path / "checkpoints/update_00000003")
+    resumed = dropout_model(make_model)
+    Trainer(config(), resumed, CTCTask(vocab, MASKS), tmp_path, progress=False).fit(data)  # finds the checkpoint
+    assert weights_equal(full, resumed)
+    records = read_log(run, "train")
+    assert [r["update"] for r in records] == [1, 2, 3, 4, 5, 6]
+    assert {"loss", "lr", "gnorm", "audio_per_s", "minutes"} <= set(records[0])
+    assert (run / "final/vocab.json").is_file() and (run / "curves.png").is_file()
+    assert any((run / "tensorboard").iterdir())
+
+
+class InterruptOnce(CTCTask):
+    """Raises KeyboardInterrupt at the first micro-batch after ``at`` updates (as Ctrl-C would)."""
+
+    at = 4
+
+    def loss(self, model, batch, update, generator):
+        if update == self.at and not getattr(self, "fired", False):
+            self.fired = True
+            raise KeyboardInterrupt
+        return super().loss(model, batch, update, generator)
+
+
+def test_ctrl_c_then_resume_is_exact(tmp_path, make_model, reference_run, vocab):
+    _, full, data = reference_run
+    task = InterruptOnce(vocab, MASKS)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config(), dropout_model(make_model), task, tmp_path, progress=False).fit(data)
+    assert json.loads((tmp_path / "checkpoints/update_00000004/trainer_state.json").read_text())["update"] == 4
+    resumed = dropout_model(make_model)
+    Trainer(config(), resumed, task, tmp_path, progress=False).fit(data, resume=True)
+    assert weights_equal(full, resumed)
+
+
+class NaNAfter(CTCTask):
+    """A loss that turns NaN from update ``start`` on for ``count`` micro-batches."""
+
+    def __init__(self, *args, start=2, count=1, **kw):
+        super().__init__(*args, **kw)
+        self.start, self.count = start, count
+
+    def loss(self, model, batch, update, generator):
+        out = super().loss(model, batch, update, generator)
+        if update >= self.start and self.count > 0:
+            self.count -= 1
+            return StepOutput(out.loss * float("nan"), out.stats)
+        return out
+
+
+def test_non_finite_update_is_skipped_and_counted(tmp_path, make_model, train_set, vocab, capsys):
+    model = make_model()
+    state = Trainer(config(max_update=4, save_every=0), model, NaNAfter(vocab, count=1), tmp_path,
+                    progress=False).fit(train_set)
+    assert state.update == 4 and state.skipped_updates == 1 and state.nonfinite_streak == 0
+    assert "non-finite loss; update skipped" in capsys.readouterr().err
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_three_non_finite_in_a_row_stop_with_a_checkpoint(tmp_path, make_model, train_set, vocab):
+    with pytest.raises(TrainingDiverged, match="3 consecutive updates.*Lower the learning rate"):
+        Trainer(config(max_update=10, save_every=0), make_model(), NaNAfter(vocab, start=2, count=99), tmp_path,
+                progress=False).fit(train_set)
+    saved = json.loads((tmp_path / "checkpoints/update_00000002/trainer_state.json").read_text())
+    assert saved["skipped_updates"] == 3
+
+
+def test_gradient_accumulation_counts_updates(tmp_path, make_model, train_set, vocab):
+    state = Trainer(config(max_update=2, update_freq=2, save_every=0), make_model(), CTCTask(vocab), tmp_path,
+                    progress=False).fit(train_set)
+    assert state.update == 2 and state.batches_done == 4
