@@ -73,8 +73,9 @@ class SqueezeContextNetwork(nn.Module):
         frames = x.shape[1]
         if lengths is not None:
             x = x.masked_fill(~lengths_to_mask(lengths, frames)[..., None], 0.0)
-        # Fewer frames than one squeeze window: pad so the squeeze yields one (fully masked) frame.
-        x = self.squeeze(fit_frames(x, max(frames, self.factor)))
+        if frames < self.factor:  # less than one squeeze window: pad to one (fully masked) squeezed frame
+            x = fit_frames(x, self.factor)
+        x = self.squeeze(x)
         if frames < self.factor and lengths is None:
             lengths = torch.full((x.shape[0],), frames, device=x.device)
         short = None if lengths is None else squeezed_lengths(lengths, self.factor)

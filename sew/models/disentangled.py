@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sew.models.lengths import compiling
-from sew.models.transformer import MultiHeadAttention, TransformerLayer, TransformerStack, merge_heads, split_heads
+from sew.models.transformer import MultiHeadAttention, attend, TransformerLayer, TransformerStack, merge_heads, split_heads
 
 
 def log_bucket_positions(relative: torch.Tensor, buckets: int, max_position: int) -> torch.Tensor:
@@ -88,9 +88,11 @@ def toeplitz_view(scores: torch.Tensor) -> torch.Tensor:
     entries and re-read rows of length R+C-2. A view (no gather, no copy) whose backward is padding.
     """
     rows, width = scores.shape[-2:]
-    if rows == 1:
-        return scores
     cols = width - rows + 1
+    if compiling():  # one zero column makes the reading valid for any row count, without a branch
+        scores, width = F.pad(scores, (0, 1)), width + 1
+    elif rows == 1:
+        return scores
     lead = scores.shape[:-2]
     flat = scores.reshape(*lead, rows * width)
     return flat[..., rows - 1: rows - 1 + rows * (width - 1)].reshape(*lead, rows, width - 1)[..., :cols]
@@ -152,8 +154,16 @@ class DisentangledAttention(MultiHeadAttention):
         blocks of rows so that each block meets only the offsets it uses.
         """
         b, t, _ = q.shape
+        if compiling():  # traced: one block and a plain sum (no host arithmetic on T, no slice writes)
+            terms = []
+            if self.c2p:
+                terms.append(self._offset_scores(q, self._position_keys(table, "k")[:, index.by_offset], 0, t))
+            if self.p2c:
+                pos_q = self._position_keys(table, "q")[:, index.by_offset.flip(0)]
+                terms.append(self._offset_scores(k, pos_q, 0, t).transpose(-1, -2))
+            return terms[0] + terms[1] if len(terms) == 2 else terms[0]
         bias = q.new_empty(b, self.heads, t, t)
-        blocks = [(0, t)] if compiling() else row_blocks(t)  # no host arithmetic on a traced length
+        blocks = row_blocks(t)
         if self.c2p:
             pos_k = self._position_keys(table, "k")[:, index.by_offset]  # [heads, 2T-1, d]
             for start, end in blocks:
@@ -196,10 +206,8 @@ class DisentangledAttention(MultiHeadAttention):
                 attn_mask = attn_mask.masked_fill(~key_mask[:, None, None, :], float("-inf"))
         elif key_mask is not None:
             attn_mask = key_mask[:, None, None, :]
-        y = F.scaled_dot_product_attention(
-            split_heads(q, self.heads), split_heads(k, self.heads), split_heads(v, self.heads),
-            attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0, scale=self.scale,
-        )
+        y = attend(split_heads(q, self.heads), split_heads(k, self.heads), split_heads(v, self.heads),
+                   attn_mask, self.dropout if self.training else 0.0, self.scale)
         return self.out_proj(merge_heads(y))
 
 

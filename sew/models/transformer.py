@@ -18,7 +18,20 @@ def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """``[batch, heads, time, d]`` -> ``[batch, time, heads * d]``."""
     b, h, t, d = x.shape
-    return x.transpose(1, 2).reshape(b, t, h * d)
+    # contiguous() + view is the copy reshape would make; spelled out, ONNX decomposition accepts it.
+    return x.transpose(1, 2).contiguous().view(b, t, h * d)
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None,
+           dropout: float, scale: float | None = None) -> torch.Tensor:
+    """``[batch, heads, T, d]`` attention: ``scaled_dot_product_attention``, or while exporting to ONNX
+    the same math written out (what ONNX runs anyway; SDPA's decomposition trips the exporter)."""
+    if not torch.onnx.is_in_onnx_export():
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout, scale=scale)
+    scores = torch.matmul(q, k.transpose(-1, -2)) * (scale if scale is not None else q.shape[-1] ** -0.5)
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, float("-inf")) if attn_mask.dtype == torch.bool else scores + attn_mask
+    return torch.matmul(scores.softmax(-1), v)
 
 
 class MultiHeadAttention(nn.Module):
@@ -40,9 +53,7 @@ class MultiHeadAttention(nn.Module):
         k = split_heads(self.k_proj(x), self.heads)
         v = split_heads(self.v_proj(x), self.heads)
         attn_mask = None if key_mask is None else key_mask[:, None, None, :]
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
-        )
+        y = attend(q, k, v, attn_mask, self.dropout if self.training else 0.0)
         return self.out_proj(merge_heads(y))
 
 

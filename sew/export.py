@@ -1,0 +1,82 @@
+"""Export to ONNX with dynamic batch and time axes, checked against PyTorch with onnxruntime.
+
+The graph takes ``waveforms [batch, samples]`` float32 and ``lengths [batch]`` int64 and returns
+``logits [batch, frames, vocab]`` (or ``hidden [batch, frames, dim]`` without a CTC head) and
+``frames [batch]``, the valid frame counts. Needs the ``onnx`` extra (onnx, onnxscript, onnxruntime).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+ONNX_HINT = "ONNX export needs the optional packages: pip install 'sew[onnx]' (onnx, onnxscript, onnxruntime)"
+MIN_SAMPLES = 1000  # 3 frames: every family's squeeze has at least one full window
+
+
+class ExportWrapper(torch.nn.Module):
+    """Plain tensors in and out, as an exported graph needs."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor):
+        out = self.model(waveforms, lengths)
+        return (out.logits if out.logits is not None else out.last_hidden_state), out.lengths
+
+
+def export_onnx(model, path: str | Path, *, max_seconds: float = 3600.0, opset: int | None = None) -> Path:
+    """Write ``model`` as ONNX to ``path`` (batch and time dynamic, inputs of at least 1000 samples)."""
+    try:
+        import onnxscript  # noqa: F401  (the exporter needs it)
+    except ImportError as err:
+        raise ValueError(ONNX_HINT) from err
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wrapper = ExportWrapper(model.eval()).eval()
+    x, lengths = torch.randn(2, 16000), torch.tensor([16000, 12000])
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    samples = torch.export.Dim("samples", min=MIN_SAMPLES, max=int(max_seconds * 16000))
+    # Traced with autograd on: under no_grad the exporter emits ScatterND nodes that onnxruntime rejects.
+    torch.onnx.export(wrapper, (x, lengths), str(path), dynamo=True, opset_version=opset, verbose=False,
+                      input_names=["waveforms", "lengths"], output_names=["logits", "frames"],
+                      dynamic_shapes={"waveforms": {0: batch, 1: samples}, "lengths": {0: batch}})
+    return path
+
+
+def onnx_session(path: str | Path, threads: int | None = None):
+    """An onnxruntime session on the CPU."""
+    try:
+        import onnxruntime as ort
+    except ImportError as err:
+        raise ValueError(ONNX_HINT) from err
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(session, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run an exported model: (logits or hidden states, valid frames) as tensors."""
+    out, frames = session.run(None, {"waveforms": waveforms.float().numpy(), "lengths": lengths.long().numpy()})
+    return torch.from_numpy(out), torch.from_numpy(frames)
+
+
+def check_onnx(path: str | Path, model, shapes=((1, 8000), (3, 23456), (2, 80000))) -> float:
+    """Max abs difference between ONNX Runtime and PyTorch over padded batches of several shapes."""
+    session = onnx_session(path)
+    worst = 0.0
+    g = torch.Generator().manual_seed(0)
+    for batch, samples in shapes:
+        x = torch.randn(batch, samples, generator=g)
+        lengths = torch.tensor([samples] + [max(MIN_SAMPLES, samples - 3000 * i) for i in range(1, batch)])
+        got, frames = run_onnx(session, x, lengths)
+        with torch.no_grad():
+            want = model(x, lengths)
+        reference = want.logits if want.logits is not None else want.last_hidden_state
+        if not torch.equal(frames, want.lengths):
+            raise ValueError(f"{path}: frame counts differ from PyTorch for a batch of {batch} x {samples}")
+        worst = max(worst, (got - reference).abs().max().item())
+    return worst
