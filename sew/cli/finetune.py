@@ -59,7 +59,7 @@ def add_parser(sub) -> None:
                                    "Starts from our model directory, a Hugging Face SEW / SEW-D / wav2vec2 "
                                    "directory, or a model preset with random weights; writes RUN/best (lowest dev "
                                    "WER), RUN/final, RUN/checkpoints, RUN/log.jsonl, TensorBoard logs and curves.png.")
-    p.add_argument("--config", "-c", default="quick",
+    p.add_argument("--preset", "--config", "-c", dest="config", metavar="PRESET", default="quick",
                    help="fine-tuning preset in configs/finetune (quick, 10m, 1h, 10h, 100h) or a YAML path "
                         "(default: quick)")
     p.add_argument("--model", default=None,
@@ -68,7 +68,7 @@ def add_parser(sub) -> None:
     p.add_argument("--data", default=None,
                    help="corpus with transcripts: manifest directory, .tsv, LibriSpeech tree, audiofolder or "
                         "datasets directory (default: the built-in synthetic corpus)")
-    p.add_argument("--out", default=None, help="run directory (default: runs/finetune-CONFIG)")
+    p.add_argument("--run-dir", "--out", dest="out", metavar="DIR", default=None, help="run directory (default: runs/finetune-PRESET)")
     p.add_argument("--resume", nargs="?", const="latest", default=None,
                    help="continue from a checkpoint directory, or the latest in the run directory when given "
                         "without a value (default: continue automatically when the run directory has a checkpoint)")

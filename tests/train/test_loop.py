@@ -29,13 +29,19 @@ def dropout_model(make_model):
 
 
 @pytest.fixture(scope="module")
-def reference_run(tmp_path_factory, vocab, tiny_corpus):
-    """Six uninterrupted updates over two epochs of 6 short utterances, checkpoints at 3 and 6."""
+def short_data(vocab, tiny_corpus):
+    """The 6 shortest train utterances (about 2 s each): cheap updates."""
     from sew.data.corpus import read_corpus
     from sew.data.dataset import SpeechDataset
 
     utts = sorted(read_corpus(tiny_corpus, split="train").utterances, key=lambda u: u.num_samples)[:6]
-    data = SpeechDataset(utts, vocab=vocab)
+    return SpeechDataset(utts, vocab=vocab)
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory, vocab, short_data):
+    """Six uninterrupted updates over two epochs of 6 short utterances, checkpoints at 3 and 6."""
+    data = short_data
     run = tmp_path_factory.mktemp("reference")
     model = dropout_model(lambda **kw: tiny_model(len(vocab), **kw))
     state = Trainer(config(), model, CTCTask(vocab, MASKS), run, progress=False).fit(data)
@@ -95,24 +101,31 @@ class NaNAfter(CTCTask):
         return out
 
 
-def test_non_finite_update_is_skipped_and_counted(tmp_path, make_model, train_set, vocab, capsys):
+def test_non_finite_update_is_skipped_and_counted(tmp_path, make_model, short_data, vocab, capsys):
     model = make_model()
     state = Trainer(config(max_update=4, save_every=0), model, NaNAfter(vocab, count=1), tmp_path,
-                    progress=False).fit(train_set)
+                    progress=False).fit(short_data)
     assert state.update == 4 and state.skipped_updates == 1 and state.nonfinite_streak == 0
     assert "non-finite loss; update skipped" in capsys.readouterr().err
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
-def test_three_non_finite_in_a_row_stop_with_a_checkpoint(tmp_path, make_model, train_set, vocab):
+def test_three_non_finite_in_a_row_stop_with_a_checkpoint(tmp_path, make_model, short_data, vocab):
     with pytest.raises(TrainingDiverged, match="3 consecutive updates.*Lower the learning rate"):
         Trainer(config(max_update=10, save_every=0), make_model(), NaNAfter(vocab, start=2, count=99), tmp_path,
-                progress=False).fit(train_set)
+                progress=False).fit(short_data)
     saved = json.loads((tmp_path / "checkpoints/update_00000002/trainer_state.json").read_text())
     assert saved["skipped_updates"] == 3
 
 
-def test_gradient_accumulation_counts_updates(tmp_path, make_model, train_set, vocab):
-    state = Trainer(config(max_update=2, update_freq=2, save_every=0), make_model(), CTCTask(vocab), tmp_path,
-                    progress=False).fit(train_set)
-    assert state.update == 2 and state.batches_done == 4
+def test_gradient_accumulation_counts_updates(tmp_path, make_model, short_data, vocab):
+    calls = []
+
+    class Counting(CTCTask):
+        def loss(self, model, batch, update, generator):
+            calls.append(update)
+            return super().loss(model, batch, update, generator)
+
+    state = Trainer(config(max_update=1, update_freq=2, save_every=0), make_model(), Counting(vocab), tmp_path,
+                    progress=False).fit(short_data)
+    assert state.update == 1 and state.batches_done == 2 and calls == [0, 0]  # two micro-batches, one update
