@@ -2,7 +2,8 @@
 
     python scripts/bench_forward.py --models sew-d-mid w2v2-base --batch 4 --seconds 10 --threads 2
 
-For each preset: random weights, exported with ``sew.export_hf`` and loaded by ``transformers``
+Forward pass only, one fixed-shape unpadded batch (``sew bench speed`` times the paper's protocol:
+varied lengths, padded batches, decoding included). For each preset: random weights, exported with ``sew.export_hf`` and loaded by ``transformers``
 (so both sides hold identical weights), one fixed input batch, ``--warmup`` untimed runs, then the
 median of ``--repeats`` timed forward passes under ``torch.inference_mode``, the two implementations
 taking turns run by run so that background load hits both alike. Prints the outputs'
@@ -15,27 +16,12 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import tempfile
-import time
 
 import torch
 
 import sew
-
-
-def time_interleaved(fns, warmup: int, repeats: int) -> list[float]:
-    """Median wall time of each function, run in turn (a, b, a, b, ...) so load affects all alike."""
-    for _ in range(warmup):
-        for fn in fns:
-            fn()
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, bucket in zip(fns, times):
-            start = time.perf_counter()
-            fn()
-            bucket.append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times]
+from sew.bench.speed import SpeedSetup, time_alternating
 
 
 def bench_one(name: str, batch: int, seconds: float, warmup: int, repeats: int) -> dict:
@@ -49,7 +35,9 @@ def bench_one(name: str, batch: int, seconds: float, warmup: int, repeats: int) 
     x = torch.randn(batch, int(seconds * 16000))
     with torch.inference_mode():
         diff = (ours(x).last_hidden_state - theirs(x).last_hidden_state).abs().max().item()
-        t_ours, t_hf = time_interleaved([lambda: ours(x), lambda: theirs(x)], warmup, repeats)
+        inputs = [(x, None)]
+        t_ours, t_hf = time_alternating([lambda x, n: ours(x), lambda x, n: theirs(x)], inputs, torch.device("cpu"),
+                                        SpeedSetup(repeats=repeats, warmup=warmup))
     audio = batch * seconds
     return {
         "model": name, "params_m": round(ours.num_parameters() / 1e6, 2), "max_abs_diff": diff,

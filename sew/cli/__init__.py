@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["models", "convert", "data", "pretrain", "finetune", "eval", "transcribe"]
+COMMANDS = ["models", "convert", "data", "pretrain", "finetune", "eval", "transcribe", "bench", "export"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,39 @@
+"""The paper's Figure 1: error rate against average inference time per utterance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+FAMILY_STYLE = {"sew-d": ("tab:red", "o"), "sew": ("tab:blue", "s"), "wav2vec2": ("tab:gray", "^")}
+FAMILY_NAME = {"sew-d": "SEW-D", "sew": "SEW", "wav2vec2": "wav2vec 2.0"}
+
+
+def pareto_plot(speed: list[dict], wer: list[dict], path: str | Path) -> Path:
+    """WER and CER (y) against our ms per utterance (x): one point per model, a line per family."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    times = {r["model"]: r["ms_per_utterance"] for r in speed if r["implementation"] == "sew"}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, metric in zip(axes, ("wer", "cer")):
+        for family, (color, marker) in FAMILY_STYLE.items():
+            points = sorted((times[r["model"]], r[metric], r["model"]) for r in wer
+                            if r["family"] == family and r["model"] in times)
+            if not points:
+                continue
+            xs, ys, names = zip(*points)
+            ax.plot(xs, ys, color=color, marker=marker, label=FAMILY_NAME[family])
+            for x, y, name in points:
+                ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set_xlabel("average inference time per utterance (ms)")
+        ax.set_ylabel(f"{metric.upper()} (%)")
+        ax.set_title(f"{metric.upper()} against inference time")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,131 @@
+"""``sew bench``: the trade-off curve of the paper (WER against inference time), measured end to end.
+
+A profile names the models, the training budget and the speed setup. ``quick`` runs the micro
+presets of the three families on the built-in corpus in under 30 minutes on 2 CPU cores;
+``paper`` the official sizes, for a GPU machine. Results go to ``results/<timestamp>/``:
+``results.json``, ``results.md`` and ``pareto.png``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+
+@dataclass
+class Profile:
+    models: list[str]
+    budget_minutes: float | None  # training wall clock per model (the same for every family)
+    max_updates: int | None = None
+    recipe: str = "quick"
+    speed_utterances: int = 24
+    speed_repeats: int = 3
+    reference: bool = True  # time transformers' twin of each model too
+    notes: str = ""
+    extra: list[str] = field(default_factory=list)  # --set overrides of the fine-tuning recipe
+
+
+PROFILES = {
+    "quick": Profile(["sew-d-micro", "sew-micro", "w2v2-micro"], budget_minutes=7.5,
+                     notes="micro presets, built-in corpus, the quick fine-tuning recipe; < 30 min on 2 CPU cores"),
+    "paper": Profile(["sew-d-tiny", "sew-d-mid", "sew-d-base-plus", "sew-tiny", "sew-mid", "w2v2-base", "w2v2-large"],
+                     budget_minutes=120.0, recipe="100h", speed_utterances=200,
+                     notes="the official sizes; meant for a GPU machine and a real corpus (--data)"),
+}
+
+
+class Progress:
+    """One line per phase: which model, which phase, time spent and an estimate of time left."""
+
+    def __init__(self, phases: int, budget_s: float | None):
+        self.phases, self.done, self.start, self.budget_s = phases, 0, time.perf_counter(), budget_s
+
+    def step(self, text: str) -> None:
+        elapsed = time.perf_counter() - self.start
+        left = ""
+        if self.done:
+            left = f", about {elapsed / self.done * (self.phases - self.done) / 60:.1f} min left"
+        elif self.budget_s:
+            left = f", about {self.budget_s / 60:.0f} min left"
+        self.done += 1
+        print(f"[{self.done}/{self.phases}] {text} ({elapsed / 60:.1f} min elapsed{left})", flush=True)
+
+
+def run_profile(profile: Profile, out_root: str | Path = "results", *, seed: int = 0, repeats: int = 1,
+                data: str | Path | None = None, device: str = "cpu", threads: int | None = None,
+                progress: bool = True) -> tuple[Path, dict]:
+    """Speed and WER of every model of ``profile``; writes the result files and returns (directory, results)."""
+    from sew.bench.plot import pareto_plot
+    from sew.bench.report import merged_table, results_dir, write_results
+    from sew.bench.speed import SpeedSetup, add_ratios, machine_info, matmul_peak_gflops, measure, utterance_lengths
+    from sew.bench.wer import summarize_repeats, train_and_score
+    from sew.cli.bench import load_for_bench
+
+    if threads:
+        torch.set_num_threads(threads)
+    out = results_dir(out_root)
+    budget = (profile.budget_minutes or 0) * 60 * len(profile.models) * repeats
+    steps = Progress(len(profile.models) * (1 + repeats), budget)
+    setup = SpeedSetup(device=device, repeats=profile.speed_repeats, threads=torch.get_num_threads(),
+                       lengths=utterance_lengths(profile.speed_utterances, seed))
+    info = machine_info(torch.device(device), torch.get_num_threads())
+    info["matmul_peak_gflops"] = round(matmul_peak_gflops(torch.device(device), torch.float32), 1)
+    speed, wer = [], []
+    for name in profile.models:
+        steps.step(f"{name}: speed")
+        speed.extend(measure(name, load_for_bench(name), setup, reference=profile.reference))
+    baseline = next((r["model"] for r in speed if r["family"] == "wav2vec2"), None)
+    add_ratios(speed, baseline)
+    for r in speed:
+        r["peak_fraction"] = round(r["achieved_gflops"] / info["matmul_peak_gflops"], 3)
+    for name in profile.models:
+        runs = []
+        for k in range(repeats):
+            steps.step(f"{name}: fine-tuning, seed {seed + k}, budget "
+                       f"{profile.budget_minutes or '-'} min / {profile.max_updates or '-'} updates")
+            runs.append(train_and_score(name, out / "runs" / f"{name}-seed{seed + k}", recipe=profile.recipe,
+                                        budget_minutes=profile.budget_minutes, max_updates=profile.max_updates,
+                                        seed=seed + k, data=data, progress=progress, extra=profile.extra))
+        wer.append(summarize_repeats(runs))
+    results = {"profile": {k: v for k, v in vars(profile).items()}, "machine": info, "seed": seed,
+               "repeats": repeats, "data": str(data) if data else "built-in corpus", "baseline": baseline,
+               "speed": speed, "wer": wer}
+    table = merged_table(speed, wer)
+    write_results(out, results, f"# sew bench\n\n{info}\n\nbaseline: {baseline}\n\n{table}")
+    pareto_plot(speed, wer, out / "pareto.png")
+    print("\n" + table + f"\n\nwrote {out}/results.json, results.md and pareto.png")
+    return out, results
+
+
+def compare(current: dict, baseline: dict, tolerance_pct: float) -> list[str]:
+    """Regressions of ``current`` against ``baseline``: speed ratios (vs the run's wav2vec 2.0)
+    and WER / CER, each worse by more than ``tolerance_pct`` percent. Absolute times are not
+    compared, since machines differ."""
+    problems = []
+    tol = tolerance_pct / 100.0
+
+    def index(rows, key):
+        return {(r["model"], r.get("implementation", "sew")): r for r in rows if key in r}
+
+    base_speed, cur_speed = index(baseline.get("speed", []), "speedup_vs_baseline"), index(current.get("speed", []), "speedup_vs_baseline")
+    for key, old in base_speed.items():
+        new = cur_speed.get(key)
+        if new is None:
+            problems.append(f"{key[0]} ({key[1]}): in the baseline but not measured now")
+        elif new["speedup_vs_baseline"] < old["speedup_vs_baseline"] * (1 - tol):
+            problems.append(f"{key[0]} ({key[1]}): speed ratio vs {current.get('baseline')} fell from "
+                            f"{old['speedup_vs_baseline']:.3f} to {new['speedup_vs_baseline']:.3f}")
+    base_wer = {r["model"]: r for r in baseline.get("wer", [])}
+    cur_wer = {r["model"]: r for r in current.get("wer", [])}
+    for model, old in base_wer.items():
+        new = cur_wer.get(model)
+        if new is None:
+            problems.append(f"{model}: WER in the baseline but not measured now")
+            continue
+        for metric in ("wer", "cer"):
+            if new[metric] > old[metric] * (1 + tol):
+                problems.append(f"{model}: {metric.upper()} rose from {old[metric]:.2f}% to {new[metric]:.2f}%")
+    return problems

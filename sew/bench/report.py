@@ -1,0 +1,71 @@
+"""Tables and result files for the benchmarks."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from sew.checkpoint import write_json
+
+SPEED_COLUMNS = [
+    ("model", "model"), ("implementation", "impl"), ("params_m", "params (M)"),
+    ("gmacs_per_audio_s", "GMAC / audio s"), ("ms_per_utterance", "ms / utt"), ("audio_s_per_s", "audio s / s"),
+    ("rtf", "RTF"), ("achieved_gflops", "GFLOP/s"), ("peak_fraction", "of peak"), ("peak_memory_mb", "peak MB"),
+    ("speedup_vs_baseline", "speed vs base"), ("sew_speedup_vs_transformers", "sew vs HF"),
+]
+
+
+def markdown_table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
+    """A Markdown table of ``rows`` with the given (key, header) columns; missing values are blank."""
+    present = [(k, h) for k, h in columns if any(k in r for r in rows)]
+    lines = ["| " + " | ".join(h for _, h in present) + " |", "|" + "---|" * len(present)]
+    for r in rows:
+        cells = []
+        for k, _ in present:
+            v = r.get(k, "")
+            cells.append(f"{v:.3g}" if isinstance(v, float) and k == "rtf" else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+MERGED_COLUMNS = [
+    ("model", "model"), ("family", "family"), ("params_m", "params (M)"), ("gmacs_per_audio_s", "GMAC / audio s"),
+    ("ms_per_utterance", "ms / utt"), ("audio_s_per_s", "audio s / s"), ("speedup_vs_baseline", "speed vs base"),
+    ("hf_ms_per_utterance", "HF ms / utt"), ("sew_speedup_vs_transformers", "sew vs HF"),
+    ("updates", "updates"), ("wer", "WER %"), ("wer_std", "WER sd"), ("cer", "CER %"), ("cer_std", "CER sd"),
+]
+
+
+def merged_table(speed: list[dict], wer: list[dict]) -> str:
+    """One row per model: our speed, the transformers twin's, and the error rates."""
+    rows = []
+    for r in speed:
+        if r["implementation"] != "sew":
+            continue
+        row = dict(r)
+        twin = next((t for t in speed if t["model"] == r["model"] and t["implementation"] == "transformers"), None)
+        if twin:
+            row["hf_ms_per_utterance"] = twin["ms_per_utterance"]
+            row["sew_speedup_vs_transformers"] = twin["sew_speedup_vs_transformers"]
+        scored = next((w for w in wer if w["model"] == r["model"]), None)
+        if scored:
+            row.update({k: scored[k] for k in ("updates", "wer", "wer_std", "cer", "cer_std") if k in scored})
+        rows.append(row)
+    return markdown_table(rows, MERGED_COLUMNS)
+
+
+def results_dir(root: str | Path = "results") -> Path:
+    """A fresh ``results/<timestamp>/`` directory."""
+    path = Path(root) / time.strftime("%Y%m%d-%H%M%S")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_results(directory: Path, data: dict, markdown: str) -> None:
+    write_json(directory / "results.json", data)
+    (directory / "results.md").write_text(markdown + "\n")
+
+
+def load_results(path: str | Path) -> dict:
+    return json.loads(Path(path).read_text())

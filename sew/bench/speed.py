@@ -1,0 +1,262 @@
+"""Inference speed, measured the way the paper did (official ``tools/eval_w2v.py timef``).
+
+A fixed set of utterances of realistic, varied lengths goes through the model in
+length-sorted, zero-padded batches of at most ``max_tokens`` samples; the timed region is
+forward + greedy CTC decoding (argmax, collapse, copy to the host), warm-up runs excluded,
+``torch.cuda.synchronize`` around it on GPU, the median of repeats reported as time per
+utterance. A fixed-shape grid (batch x seconds) adds latency numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from sew.asr.decode import greedy_ids
+from sew.bench.flops import SAMPLE_RATE, encoder_macs
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class SpeedSetup:
+    """What is timed and how."""
+
+    device: str = "cpu"
+    dtype: str = "float32"
+    threads: int | None = None
+    max_tokens: int = 1_600_000  # samples per padded batch (100 s of audio)
+    repeats: int = 3
+    warmup: int = 1
+    lengths: list[int] = field(default_factory=list)  # samples per utterance
+    grid: list[tuple[int, float]] = field(default_factory=list)  # (batch, seconds) latency shapes
+
+
+def utterance_lengths(count: int = 32, seed: int = 0, mean_seconds: float = 6.5) -> list[int]:
+    """Deterministic utterance lengths shaped like LibriSpeech dev-other (log-normal, 1.5-25 s)."""
+    rng = np.random.default_rng(seed)
+    seconds = np.clip(rng.lognormal(np.log(mean_seconds) - 0.18, 0.6, count), 1.5, 25.0)
+    return [int(s * SAMPLE_RATE) for s in seconds]
+
+
+def length_sorted_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
+    """Indices sorted by length (longest first), grouped so batch size x longest <= max_tokens."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches, current = [], []
+    for i in order:
+        longest = lengths[current[0]] if current else lengths[i]
+        if current and (len(current) + 1) * longest > max_tokens:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def make_inputs(lengths: list[int], batches: list[list[int]], device, dtype, seed: int = 0):
+    """Zero-padded random waveforms ``[b, longest]`` and lengths for each batch (speed does not depend on content)."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for batch in batches:
+        longest = max(lengths[i] for i in batch)
+        x = torch.zeros(len(batch), longest)
+        for row, i in enumerate(batch):
+            x[row, : lengths[i]] = torch.randn(lengths[i], generator=g) * 0.1
+        n = torch.tensor([lengths[i] for i in batch])
+        out.append((x.to(device=device, dtype=dtype), n.to(device)))
+    return out
+
+
+class PeakMemory:
+    """Peak CUDA allocation, or peak resident memory of this process sampled every 2 ms (CPU)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.peak = 0
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            return self
+        import psutil
+
+        process, self._stop = psutil.Process(), threading.Event()
+        self.baseline = process.memory_info().rss
+
+        def sample():
+            while not self._stop.is_set():
+                self.peak = max(self.peak, process.memory_info().rss - self.baseline)
+                time.sleep(0.002)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            self.peak = torch.cuda.max_memory_allocated(self.device)
+        else:
+            self._stop.set()
+            self._thread.join()
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_all(forward, inputs) -> None:
+    for x, n in inputs:
+        forward(x, n)
+
+
+def time_alternating(forwards, inputs, device: torch.device, setup: SpeedSetup) -> list[float]:
+    """Median seconds of each forward over all batches (forward + decoding), the forwards taking
+    turns repeat by repeat so that background load hits them alike; warm-up runs excluded."""
+    times = [[] for _ in forwards]
+    with torch.inference_mode():
+        for _ in range(setup.warmup):
+            for forward in forwards:
+                run_all(forward, inputs)
+        for _ in range(setup.repeats):
+            for forward, bucket in zip(forwards, times):
+                synchronize(device)
+                start = time.perf_counter()
+                run_all(forward, inputs)
+                synchronize(device)
+                bucket.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
+def peak_memory(forward, inputs, device: torch.device) -> int:
+    """Peak memory in bytes of one pass (CUDA: max allocated; CPU: resident growth)."""
+    with torch.inference_mode(), PeakMemory(device) as memory:
+        run_all(forward, inputs)
+        synchronize(device)
+    return memory.peak
+
+
+def ours_forward(model):
+    def forward(x, n):
+        out = model(x, n)
+        return greedy_ids(out.logits, out.lengths)
+    return forward
+
+
+def transformers_forward(hf_model, frame_lengths):
+    """The same pipeline through a transformers *ForCTC model, fed an attention mask when padded."""
+    def forward(x, n):
+        mask = (torch.arange(x.shape[1], device=x.device)[None] < n[:, None]).long()
+        logits = hf_model(x, attention_mask=mask).logits
+        return greedy_ids(logits, frame_lengths(n))
+    return forward
+
+
+def transformers_twin(model, device, dtype):
+    """``transformers``' implementation of ``model``'s architecture holding the same weights."""
+    from transformers import AutoModelForCTC
+
+    from sew.interop import export_hf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        export_hf(model, tmp)
+        twin = AutoModelForCTC.from_pretrained(tmp)
+    return twin.to(device=device, dtype=dtype).eval()
+
+
+def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
+    """Measured GFLOP/s of a large matrix multiply on this device, dtype and thread count."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    synchronize(device)
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def machine_info(device: torch.device, threads: int) -> dict:
+    """What the numbers were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {"cpu": cpu, "cpu_count": os.cpu_count(), "threads": threads, "torch": torch.__version__,
+            "python": platform.python_version(), "device": str(device)}
+    try:
+        import transformers
+
+        info["transformers"] = transformers.__version__
+    except ImportError:
+        pass
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def measure(name: str, model, setup: SpeedSetup, reference: bool = True) -> list[dict]:
+    """Rows for ``model`` (and its ``transformers`` twin when ``reference``): speed, size, FLOPs, memory."""
+    device, dtype = torch.device(setup.device), DTYPES[setup.dtype]
+    model = model.to(device=device, dtype=dtype).eval()
+    batches = length_sorted_batches(setup.lengths, setup.max_tokens)
+    inputs = make_inputs(setup.lengths, batches, device, dtype)
+    audio_s = sum(setup.lengths) / SAMPLE_RATE
+    macs = sum(encoder_macs(model.config, setup.lengths[i], len(b))["total"] for b in batches for i in b)
+    candidates = [(name, "sew", ours_forward(model))]
+    if reference:
+        twin = transformers_twin(model, device, dtype)
+        candidates.append((name, "transformers", transformers_forward(twin, model.output_lengths)))
+    rows = []
+    medians = time_alternating([c[2] for c in candidates], inputs, device, setup)
+    for (label, implementation, forward), seconds in zip(candidates, medians):
+        memory = peak_memory(forward, inputs, device)
+        rows.append({
+            "model": label, "implementation": implementation, "family": model.config.family,
+            "params_m": round(model.num_parameters() / 1e6, 2),
+            "gmacs_per_audio_s": round(macs / audio_s / 1e9, 3),
+            "ms_per_utterance": round(1000 * seconds / len(setup.lengths), 2),
+            "audio_s_per_s": round(audio_s / seconds, 2), "rtf": round(seconds / audio_s, 5),
+            "achieved_gflops": round(2 * macs / seconds / 1e9, 1),
+            "peak_memory_mb": round(memory / 2**20, 1),
+            "grid_ms": grid_latency(forward, setup, device, dtype) if setup.grid else {},
+        })
+    return rows
+
+
+def grid_latency(forward, setup: SpeedSetup, device, dtype) -> dict[str, float]:
+    """Median milliseconds per batch for each fixed (batch, seconds) shape."""
+    out = {}
+    for batch, seconds in setup.grid:
+        samples = int(seconds * SAMPLE_RATE)
+        x = torch.randn(batch, samples, device=device, dtype=dtype) * 0.1
+        n = torch.full((batch,), samples, device=device)
+        grid_setup = SpeedSetup(repeats=setup.repeats, warmup=1)
+        (seconds_taken,) = time_alternating([forward], [(x, n)], device, grid_setup)
+        out[f"{batch}x{seconds:g}s"] = round(1000 * seconds_taken, 2)
+    return out
+
+
+def add_ratios(rows: list[dict], baseline: str | None) -> None:
+    """Speed ratios of every row against the baseline model (ours) and against its transformers twin."""
+    ours = {r["model"]: r for r in rows if r["implementation"] == "sew"}
+    base = ours.get(baseline) if baseline else None
+    for r in rows:
+        if base is not None:
+            r["speedup_vs_baseline"] = round(base["ms_per_utterance"] / r["ms_per_utterance"], 3)
+            r["macs_ratio_vs_baseline"] = round(base["gmacs_per_audio_s"] / r["gmacs_per_audio_s"], 3)
+        if r["implementation"] == "transformers":
+            r["sew_speedup_vs_transformers"] = round(r["ms_per_utterance"] / ours[r["model"]]["ms_per_utterance"], 3)

@@ -1,0 +1,62 @@
+"""Word and character error rates under one training budget: every model gets the same recipe,
+the same corpus and the same wall-clock / update budget, then greedy decoding of the test split."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+
+def train_and_score(model: str, run_dir: str | Path, *, recipe: str = "quick", budget_minutes: float | None = 7.0,
+                    max_updates: int | None = None, seed: int = 0, data: str | Path | None = None,
+                    test_split: str = "test", progress: bool = True, extra: list[str] | None = None) -> dict:
+    """Fine-tune ``model`` (preset or directory) with the fine-tuning ``recipe`` and score it on ``test_split``."""
+    import sew
+    from sew.asr.decode import make_decoder
+    from sew.asr.evaluate import eval_dataset, evaluate
+    from sew.asr.finetune import finetune, load_recipe
+    from sew.data.corpus import read_corpus
+    from sew.data.synth import default_corpus
+    from sew.data.text import Vocabulary
+
+    overrides = [f"model={model}", f"train.seed={seed}", "data.valid_split=null"]
+    if budget_minutes is not None:
+        overrides.append(f"train.max_minutes={budget_minutes}")
+    if max_updates is not None:
+        overrides.append(f"train.max_update={max_updates}")
+    run = Path(run_dir)
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    state = finetune(load_recipe(recipe, overrides + list(extra or [])), data, run, progress=progress)
+    wall = time.perf_counter() - start
+    trained = sew.load_model(run / "final")
+    vocab = Vocabulary.load(run)
+    root = Path(data) if data is not None else default_corpus()
+    dataset, references = eval_dataset(read_corpus(root, split=test_split))
+    with torch.inference_mode():
+        result = evaluate(trained, dataset, references, make_decoder(vocab), rows=False)
+    return {
+        "model": model, "family": trained.config.family, "seed": seed, "recipe": recipe,
+        "budget_minutes": budget_minutes, "max_updates": max_updates, "updates": state.update,
+        "train_seconds": round(state.elapsed_seconds, 1), "wall_seconds": round(wall, 1),
+        "wer": round(100 * result.summary["wer"], 2), "cer": round(100 * result.summary["cer"], 2),
+        "test_utterances": len(dataset), "run_dir": str(run),
+    }
+
+
+def summarize_repeats(rows: list[dict]) -> dict:
+    """Mean and spread (population standard deviation) of WER and CER over repeats of one model."""
+    out = dict(rows[0])
+    out.pop("seed")
+    out["seeds"] = [r["seed"] for r in rows]
+    for key in ("wer", "cer"):
+        values = [r[key] for r in rows]
+        out[key] = round(statistics.fmean(values), 2)
+        out[f"{key}_std"] = round(statistics.pstdev(values), 2) if len(values) > 1 else 0.0
+        out[f"{key}_runs"] = values
+    updates = [r["updates"] for r in rows]
+    out["updates"] = updates[0] if len(updates) == 1 else updates
+    return out

@@ -1,0 +1,75 @@
+"""sew bench end to end on two micro models with a tiny budget, and the --compare regression check."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from sew.bench.profile import compare
+from sew.cli import main
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    from sew.data.synth import synthesize_corpus
+
+    root = tmp_path_factory.mktemp("bench") / "corpus"
+    synthesize_corpus(root, minutes=0.3, seed=0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def run(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    code = main(["bench", "--models", "sew-d-micro", "w2v2-micro", "--max-updates", "2", "--budget-minutes", "0.5",
+                 "--speed-utterances", "2", "--data", str(corpus), "--out", str(out), "--no-reference",
+                 "--no-progress", "--threads", "1"])
+    assert code == 0
+    (directory,) = list(out.iterdir())
+    return directory
+
+
+def test_result_files(run):
+    data = json.loads((run / "results.json").read_text())
+    assert [r["model"] for r in data["speed"]] == ["sew-d-micro", "w2v2-micro"]
+    assert [r["model"] for r in data["wer"]] == ["sew-d-micro", "w2v2-micro"]
+    assert data["baseline"] == "w2v2-micro" and data["machine"]["threads"] == 1
+    for r in data["wer"]:
+        assert r["updates"] == 2 and 0 <= r["cer"] <= 100 and r["test_utterances"] > 0
+    for r in data["speed"]:
+        assert r["ms_per_utterance"] > 0 and r["speedup_vs_baseline"] > 0
+    table = (run / "results.md").read_text()
+    assert "| sew-d-micro | sew-d |" in table and "WER %" in table and "CER %" in table
+    assert (run / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (run / "pareto.png").stat().st_size > 10_000
+
+
+def test_compare_passes_on_itself_and_fails_on_a_doctored_baseline(run, tmp_path, capsys):
+    data = json.loads((run / "results.json").read_text())
+    assert compare(data, data, 1.0) == []
+    better = copy.deepcopy(data)
+    better["wer"][0]["wer"] = max(0.0, data["wer"][0]["wer"] - 30) / 2  # the baseline claims a much lower WER
+    better["speed"][0]["speedup_vs_baseline"] = data["speed"][0]["speedup_vs_baseline"] * 2
+    problems = compare(data, better, 10.0)
+    assert any("sew-d-micro: WER rose" in p for p in problems)
+    assert any("sew-d-micro (sew): speed ratio" in p for p in problems)
+    missing = copy.deepcopy(data)
+    missing["wer"].append(dict(data["wer"][0], model="sew-mid"))
+    assert any("sew-mid" in p for p in compare(data, missing, 10.0))
+
+
+def test_cli_compare_exits_nonzero_and_says_why(run, corpus, tmp_path, capsys):
+    data = json.loads((run / "results.json").read_text())
+    doctored = copy.deepcopy(data)
+    for r in doctored["wer"]:
+        r["wer"], r["cer"] = 1.0, 1.0  # a baseline no 2-update model can match
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps(doctored))
+    code = main(["bench", "--models", "sew-d-micro", "w2v2-micro", "--max-updates", "1", "--speed-utterances", "1",
+                 "--data", str(corpus), "--out", str(tmp_path / "r"), "--no-reference", "--no-progress",
+                 "--threads", "1", "--compare", str(path), "--tolerance", "5"])
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "worse than" in out and "w2v2-micro: WER rose from 1.00%" in out

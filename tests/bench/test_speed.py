@@ -1,0 +1,62 @@
+"""The speed harness: batching, analytical FLOPs, rows and files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import sew
+from sew.bench.flops import encoder_macs, gmacs_per_second
+from sew.bench.speed import SpeedSetup, add_ratios, length_sorted_batches, measure, utterance_lengths
+from sew.cli import main
+
+
+def test_length_sorted_batches_cover_everything_within_budget():
+    lengths = utterance_lengths(40, seed=3)
+    assert len(set(lengths)) > 30 and min(lengths) >= 1.5 * 16000 and max(lengths) <= 25 * 16000
+    batches = length_sorted_batches(lengths, max_tokens=800_000)
+    assert sorted(i for b in batches for i in b) == list(range(40))
+    for b in batches:
+        assert len(b) * max(lengths[i] for i in b) <= 800_000 or len(b) == 1
+    flat = [lengths[i] for b in batches for i in b]
+    assert flat == sorted(flat, reverse=True)
+
+
+def test_analytical_macs_match_the_published_figures():
+    # wav2vec 2.0 base: 7.4 GMAC per second of audio; SEW-D-mid about 2.7 (batch of 4 x 10 s).
+    assert gmacs_per_second(sew.load_config("w2v2-base"), 10.0) == pytest.approx(7.41, abs=0.01)
+    assert gmacs_per_second(sew.load_config("sew-d-mid"), 10.0, batch=4) == pytest.approx(2.66, abs=0.01)
+    parts = encoder_macs(sew.load_config("sew-d-mid"), 160000)
+    assert parts["features"] / 10 / 1e9 == pytest.approx(0.33, abs=0.01)  # WFE-C c64, as the reference notes
+    assert parts["total"] == pytest.approx(sum(v for k, v in parts.items() if k != "total"))
+
+
+def test_measure_rows_and_ratios():
+    setup = SpeedSetup(lengths=[16000, 9000, 20000], max_tokens=40000, repeats=1, warmup=0, grid=[(1, 0.5)])
+    rows = measure("sew-d-micro", sew.build_model("sew-d-micro", vocab_size=8, num_layers=1), setup)
+    rows += measure("w2v2-micro", sew.build_model("w2v2-micro", vocab_size=8, num_layers=1), setup, reference=False)
+    add_ratios(rows, "w2v2-micro")
+    assert [(r["model"], r["implementation"]) for r in rows] == [
+        ("sew-d-micro", "sew"), ("sew-d-micro", "transformers"), ("w2v2-micro", "sew")]
+    for r in rows:
+        assert r["ms_per_utterance"] > 0 and r["audio_s_per_s"] > 0 and r["gmacs_per_audio_s"] > 0
+        assert r["rtf"] == pytest.approx(1 / r["audio_s_per_s"], rel=0.02)
+        assert set(r["grid_ms"]) == {"1x0.5s"}
+    assert rows[2]["speedup_vs_baseline"] == 1.0
+    assert rows[1]["sew_speedup_vs_transformers"] == pytest.approx(
+        rows[1]["ms_per_utterance"] / rows[0]["ms_per_utterance"], rel=0.01)
+    assert rows[0]["macs_ratio_vs_baseline"] > 1  # SEW-D needs fewer MACs than wav2vec 2.0
+
+
+def test_cli_speed_writes_results(tmp_path, capsys):
+    code = main(["bench", "speed", "--models", "sew-micro", "w2v2-micro", "--utterances", "2", "--mean-seconds", "1",
+                 "--repeats", "1", "--warmup", "0", "--no-reference", "--threads", "1", "--out", str(tmp_path)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "| sew-micro | sew |" in out and "speed vs base" in out
+    (run,) = list(tmp_path.iterdir())
+    data = json.loads((run / "results.json").read_text())
+    assert data["baseline"] == "w2v2-micro" and len(data["speed"]) == 2
+    assert data["machine"]["threads"] == 1 and data["machine"]["matmul_peak_gflops"] > 0
+    assert (run / "results.md").read_text().startswith("# Speed")
