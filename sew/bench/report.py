@@ -13,6 +13,7 @@ SPEED_COLUMNS = [
     ("gmacs_per_audio_s", "GMAC / audio s"), ("ms_per_utterance", "ms / utt"), ("audio_s_per_s", "audio s / s"),
     ("rtf", "RTF"), ("achieved_gflops", "GFLOP/s"), ("peak_fraction", "of peak"), ("peak_memory_mb", "peak MB"),
     ("speedup_vs_baseline", "speed vs base"), ("sew_speedup_vs_transformers", "sew vs HF"),
+    ("compiled_speedup_vs_eager", "compiled vs eager"),
 ]
 
 

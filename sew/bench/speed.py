@@ -23,7 +23,7 @@ import torch
 from sew.asr.decode import greedy_ids
 from sew.bench.flops import SAMPLE_RATE, encoder_macs
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "int8": torch.float32}
 
 
 @dataclass
@@ -36,6 +36,7 @@ class SpeedSetup:
     max_tokens: int = 1_600_000  # samples per padded batch (100 s of audio)
     repeats: int = 3
     warmup: int = 1
+    compile: bool = False  # also time torch.compile(model) (rows "sew-compiled")
     lengths: list[int] = field(default_factory=list)  # samples per utterance
     grid: list[tuple[int, float]] = field(default_factory=list)  # (batch, seconds) latency shapes
 
@@ -208,17 +209,43 @@ def machine_info(device: torch.device, threads: int) -> dict:
     return info
 
 
+def quantize_int8(model):
+    """Dynamic int8 quantisation of every Linear layer (weights int8, activations quantised per batch; CPU)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def prepare(model, setup: SpeedSetup):
+    """``model`` on the device in the benchmark's dtype (int8: float32 with quantised linear layers)."""
+    model = model.to(device=torch.device(setup.device), dtype=DTYPES[setup.dtype]).eval()
+    if setup.dtype == "int8":
+        if setup.device != "cpu":
+            raise ValueError("--dtype int8 (dynamic quantisation) runs on the CPU only; use --device cpu")
+        model = quantize_int8(model)
+    return model
+
+
 def measure(name: str, model, setup: SpeedSetup, reference: bool = True) -> list[dict]:
-    """Rows for ``model`` (and its ``transformers`` twin when ``reference``): speed, size, FLOPs, memory."""
+    """Rows for ``model`` (and its ``transformers`` twin when ``reference``, and the compiled model when
+    ``setup.compile``): speed, size, FLOPs, memory."""
     device, dtype = torch.device(setup.device), DTYPES[setup.dtype]
-    model = model.to(device=device, dtype=dtype).eval()
+    float_model = model.to(device=device, dtype=dtype).eval()
+    model = prepare(float_model, setup)
     batches = length_sorted_batches(setup.lengths, setup.max_tokens)
     inputs = make_inputs(setup.lengths, batches, device, dtype)
     audio_s = sum(setup.lengths) / SAMPLE_RATE
     macs = sum(encoder_macs(model.config, setup.lengths[i], len(b))["total"] for b in batches for i in b)
     candidates = [(name, "sew", ours_forward(model))]
+    if setup.compile:
+        compiled = torch.compile(model, dynamic=True)
+        candidates.append((name, "sew-compiled", ours_forward(compiled)))
     if reference:
-        twin = transformers_twin(model, device, dtype)
+        twin = transformers_twin(float_model, device, dtype)
+        if setup.dtype == "int8":
+            twin = quantize_int8(twin)
         candidates.append((name, "transformers", transformers_forward(twin, model.output_lengths)))
     rows = []
     medians = time_alternating([c[2] for c in candidates], inputs, device, setup)
@@ -226,7 +253,7 @@ def measure(name: str, model, setup: SpeedSetup, reference: bool = True) -> list
         memory = peak_memory(forward, inputs, device)
         rows.append({
             "model": label, "implementation": implementation, "family": model.config.family,
-            "params_m": round(model.num_parameters() / 1e6, 2),
+            "params_m": round(float_model.num_parameters() / 1e6, 2), "dtype": setup.dtype,
             "gmacs_per_audio_s": round(macs / audio_s / 1e9, 3),
             "ms_per_utterance": round(1000 * seconds / len(setup.lengths), 2),
             "audio_s_per_s": round(audio_s / seconds, 2), "rtf": round(seconds / audio_s, 5),
@@ -258,5 +285,7 @@ def add_ratios(rows: list[dict], baseline: str | None) -> None:
         if base is not None:
             r["speedup_vs_baseline"] = round(base["ms_per_utterance"] / r["ms_per_utterance"], 3)
             r["macs_ratio_vs_baseline"] = round(base["gmacs_per_audio_s"] / r["gmacs_per_audio_s"], 3)
+        if r["implementation"] == "sew-compiled":
+            r["compiled_speedup_vs_eager"] = round(ours[r["model"]]["ms_per_utterance"] / r["ms_per_utterance"], 3)
         if r["implementation"] == "transformers":
             r["sew_speedup_vs_transformers"] = round(r["ms_per_utterance"] / ours[r["model"]]["ms_per_utterance"], 3)

@@ -36,12 +36,12 @@ def run_speed(args) -> int:
     threads = args.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
     device = pick_device(args.device)
-    setup = SpeedSetup(device=device, dtype=args.dtype, threads=threads, max_tokens=args.max_tokens,
+    setup = SpeedSetup(device=device, dtype=args.dtype, threads=threads, max_tokens=args.max_tokens, compile=args.compile,
                        repeats=args.repeats, warmup=args.warmup,
                        lengths=utterance_lengths(args.utterances, args.seed, args.mean_seconds),
                        grid=[(b, s) for b in args.grid_batch for s in args.grid_seconds] if args.grid else [])
     info = machine_info(torch.device(device), threads)
-    peak = matmul_peak_gflops(torch.device(device), torch.float32 if args.dtype == "float32" else torch.bfloat16)
+    peak = matmul_peak_gflops(torch.device(device), torch.bfloat16 if args.dtype in ("bfloat16", "float16") else torch.float32)
     info["matmul_peak_gflops"] = round(peak, 1)
     print(f"# {info['cpu']}, {threads} threads, {device}, {args.dtype}, torch {info['torch']}; "
           f"{len(setup.lengths)} utterances, {sum(setup.lengths) / 16000:.0f} s of audio; "
@@ -71,8 +71,9 @@ def add_speed_arguments(p: argparse.ArgumentParser) -> None:
                    help="presets or model directories to time (default: the micro presets)")
     p.add_argument("--baseline", default=None, help="model the speed ratios are against (default: the first wav2vec2)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run (default: auto)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
-                   help="weights and inputs dtype (default: float32)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "int8"],
+                   help="weights and inputs dtype; int8 = dynamic quantisation of the linear layers, CPU (default: float32)")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile(model) (rows sew-compiled)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--utterances", type=int, default=32, help="utterances in the timed set (default: 32)")
     p.add_argument("--mean-seconds", type=float, default=6.5, help="mean utterance length (default: 6.5, as dev-other)")

@@ -60,3 +60,19 @@ def test_cli_speed_writes_results(tmp_path, capsys):
     assert data["baseline"] == "w2v2-micro" and len(data["speed"]) == 2
     assert data["machine"]["threads"] == 1 and data["machine"]["matmul_peak_gflops"] > 0
     assert (run / "results.md").read_text().startswith("# Speed")
+
+
+def test_int8_rows_quantise_linear_layers():
+    import torch
+
+    from sew.bench.speed import prepare
+
+    setup = SpeedSetup(dtype="int8", lengths=[16000, 8000], max_tokens=40000, repeats=1, warmup=0)
+    model = sew.build_model("sew-d-micro", vocab_size=8, num_layers=1).eval()
+    quantised = prepare(model, setup)
+    assert "quantized" in type(quantised.context.transformer.layers[0].ffn.fc1).__module__
+    x = torch.randn(1, 16000)
+    with torch.inference_mode():
+        assert (quantised(x).logits - model(x).logits).abs().max() < 0.1  # close, not equal
+    (row,) = measure("sew-d-micro", model, setup, reference=False)
+    assert row["dtype"] == "int8" and row["ms_per_utterance"] > 0
