@@ -65,6 +65,7 @@ def test_freezing_really_freezes(tmp_path, tiny_corpus, monkeypatch):
 
 def test_loss_falls_on_a_tiny_overfit(tmp_path, tiny_corpus):
     recipe = tiny_recipe(tmp_path, max_update=12, lr=3e-3, warmup_updates=3, max_tokens=16000 * 20)
+    recipe.masking.mask_prob = recipe.masking.mask_channel_prob = 0.0  # overfitting is the point here
     state = finetune(recipe, small_train_split(tiny_corpus, tmp_path, n=2), tmp_path / "run", progress=False)
     losses = [r["loss"] for r in read_log(tmp_path / "run", "train")]
     assert state.update == 12 and len(losses) == 12
