@@ -10,9 +10,10 @@ import torch
 
 from sew.data.text import PAD, SPECIALS, WORD_DELIMITER, Vocabulary
 
-BEAM_INSTALL_HINT = ("beam search needs the optional packages pyctcdecode and kenlm: "
-                     "pip install pyctcdecode https://github.com/kpu/kenlm/archive/master.zip "
-                     "(or `pip install pyctcdecode kenlm`); greedy decoding needs neither")
+BEAM_INSTALL_HINT = ("beam search needs the optional packages pyctcdecode and (for --lm) kenlm: "
+                     "`pip install pyctcdecode kenlm`; pyctcdecode 0.5 declares numpy<2, so in an environment "
+                     "with numpy 2 use `pip install --no-deps pyctcdecode pygtrie` or a separate virtual "
+                     "environment. Greedy decoding needs neither")
 
 
 def greedy_ids(logits: torch.Tensor, lengths: torch.Tensor | None = None, blank: int = 0) -> list[list[int]]:
