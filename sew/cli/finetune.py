@@ -34,8 +34,9 @@ def run(args) -> int:
         return 1
     best = f", best dev {recipe.train.best_metric} {state.best_metric:.4f} at update {state.best_update}" \
         if state.best_metric is not None else ""
+    models = " and ".join(str(out / name) for name in ("best", "final") if (out / name).is_dir())
     print(f"finished: {state.update} updates in {state.elapsed_seconds / 60:.1f} min of training{best}; "
-          f"models in {out / 'best'} and {out / 'final'}")
+          f"model{'s' if ' and ' in models else ''} in {models}")
     if args.test_split:
         return evaluate_split(out, args.data, args.test_split)
     return 0
