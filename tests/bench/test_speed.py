@@ -76,3 +76,21 @@ def test_int8_rows_quantise_linear_layers():
         assert (quantised(x).logits - model(x).logits).abs().max() < 0.1  # close, not equal
     (row,) = measure("sew-d-micro", model, setup, reference=False)
     assert row["dtype"] == "int8" and row["ms_per_utterance"] > 0
+
+
+def test_peak_memory_sees_every_run():
+    """A second run that reuses freed memory still reports its own peak."""
+    import time
+
+    import torch
+
+    from sew.bench.speed import PeakMemory
+
+    peaks = []
+    for _ in range(2):
+        with PeakMemory(torch.device("cpu")) as memory:
+            x = torch.ones(25_000_000)  # 100 MB
+            time.sleep(0.05)
+            del x
+        peaks.append(memory.peak / 2**20)
+    assert all(90 <= p <= 130 for p in peaks), peaks
