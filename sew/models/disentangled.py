@@ -55,9 +55,12 @@ def relative_index(length: int, buckets: int, max_position: int) -> "RelativeInd
 
     Only rows ``lo:hi`` of the table are ever used for this length, so only those are projected.
     """
-    rows, pairs = table_rows(length, buckets, max_position)
-    lo, hi = int(rows.min()), int(rows.max()) + 1
-    return RelativeIndex(length, lo, hi, rows - lo, pairs - lo)
+    # Cached across calls: build normal tensors even when the first call comes under inference_mode,
+    # or a later training step could not save them for backward.
+    with torch.inference_mode(False):
+        rows, pairs = table_rows(length, buckets, max_position)
+        lo, hi = int(rows.min()), int(rows.max()) + 1
+        return RelativeIndex(length, lo, hi, rows - lo, pairs - lo)
 
 
 def traced_relative_index(length, buckets: int, max_position: int, device) -> "RelativeIndex":

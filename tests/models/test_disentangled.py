@@ -85,3 +85,16 @@ def test_relative_index_rows():
     assert (index.lo, index.hi) == (256 - 9, 256 + 10)
     i, j = 7, 2
     assert int(index.pairs[i, j]) + index.lo == 256 + (i - j)
+
+
+def test_index_cached_under_inference_mode_still_trains():
+    """The relative index is cached per length; a first call under inference_mode must not poison training."""
+    import sew
+
+    relative_index.cache_clear()
+    model = sew.build_model("sew-d-micro", num_layers=1)
+    x = torch.randn(1, 12345)
+    with torch.inference_mode():
+        model.eval()(x)
+    model.train()(x).last_hidden_state.sum().backward()
+    assert model.context.transformer.layers[0].attention.q_proj.weight.grad is not None
