@@ -24,12 +24,19 @@ def test_models_lists_every_preset(capsys):
 
 
 def test_convert_round_trip(tmp_path, capsys):
-    model = sew.build_model("sew-micro", vocab_size=5).eval()
+    from sew.data.text import Vocabulary
+
+    words = Vocabulary.build(["a ba b"])
+    model = sew.build_model("sew-micro", vocab_size=len(words)).eval()
     model.save_pretrained(tmp_path / "ours")
+    words.save(tmp_path / "ours")
+    vocab = json.loads((tmp_path / "ours" / "vocab.json").read_text())
     assert main(["convert", str(tmp_path / "ours"), str(tmp_path / "hf")]) == 0
     assert (tmp_path / "hf" / "config.json").is_file()
+    assert json.loads((tmp_path / "hf" / "vocab.json").read_text()) == vocab  # the vocabulary travels
     assert main(["convert", str(tmp_path / "hf"), str(tmp_path / "back")]) == 0
     assert "sew format" in capsys.readouterr().out
+    assert json.loads((tmp_path / "back" / "vocab.json").read_text()) == vocab
     back = sew.load_model(tmp_path / "back").eval()
     x = torch.randn(1, 6000)
     with torch.no_grad():

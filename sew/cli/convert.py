@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from sew.checkpoint import CONFIG_NAME
@@ -12,12 +13,16 @@ def run(args) -> int:
     from sew.interop import export_hf
 
     model = load_model(args.source)
-    source_is_ours = (Path(args.source) / CONFIG_NAME).is_file()
+    source = Path(args.source)
+    source_is_ours = (source / CONFIG_NAME).is_file()
     target = args.to or ("hf" if source_is_ours else "sew")
+    vocab = source / "vocab.json" if (source / "vocab.json").is_file() else None
     if target == "hf":
-        export_hf(model, args.output)
+        export_hf(model, args.output, vocab=vocab)  # with the tokenizer files when there is a vocabulary
     else:
         model.save_pretrained(args.output)
+        if vocab is not None:
+            shutil.copyfile(vocab, Path(args.output) / "vocab.json")
     cfg = model.config
     head = f", CTC head over {cfg.vocab_size} symbols" if cfg.vocab_size else ""
     print(f"wrote {args.output} ({target} format): {cfg.family}, {model.num_parameters() / 1e6:.2f}M parameters{head}")
