@@ -20,14 +20,10 @@ def run(args) -> int:
         for name in recipe_names():
             print(f"{name:18s} {load_recipe(name).description}")
         return 0
-    overrides = list(args.set)
-    for option, key in _SHORTCUTS.items():
-        value = getattr(args, option)
-        if value is not None:
-            overrides.append(f"{key}={value}")
+    values = {key: getattr(args, option) for option, key in _SHORTCUTS.items() if getattr(args, option) is not None}
     if args.update_freq is not None:
-        overrides.append("emulate_gpus=null")  # an explicit update_freq replaces the 64-GPU emulation
-    recipe = load_recipe(args.preset, overrides)
+        values["emulate_gpus"] = None  # an explicit update_freq replaces the 64-GPU emulation
+    recipe = load_recipe(args.preset, args.set, values)
     run_dir = args.run_dir or f"runs/pretrain-{args.preset if '/' not in args.preset else 'custom'}"
     configure_threads(args.threads)
     try:

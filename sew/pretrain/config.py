@@ -9,8 +9,7 @@ conv-extractor gradient scaled by 0.1.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -77,10 +76,7 @@ class ObjectiveConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "objective config") -> "ObjectiveConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            hints = [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, known, 1)) else k
-                     for k in unknown]
-            raise ValueError(f"{source}: unknown objective fields: {', '.join(hints)}")
-        return cls(**data)
+        """``cls(**data)``; unknown fields raise ``ValueError`` naming the closest known ones."""
+        from sew.train.recipe import section
+
+        return section(cls, data, source)

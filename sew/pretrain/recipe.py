@@ -8,17 +8,16 @@ The official batch is written as fairseq's: ``max_tokens`` samples per GPU times
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from sew.config import preset_dir
 from sew.pretrain.config import ObjectiveConfig
 from sew.train.loop import TrainConfig
+from sew.train.recipe import load_preset, preset_names, section
 
 
 @dataclass
@@ -62,80 +61,52 @@ class PretrainRecipe:
         return dataclasses.asdict(self)
 
 
-def _section(cls, data: Any, source: str):
-    if data is None:
-        return cls()
+def _numbers(cls, data: Any) -> Any:
+    """Strings that YAML 1.1 left unparsed ("1e-3") -> floats, for the float fields of dataclass ``cls``."""
     if not isinstance(data, dict):
-        raise ValueError(f"{source}: expected a mapping, found {type(data).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        hints = [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, known, 1)) else k for k in unknown]
-        raise ValueError(f"{source}: unknown fields {', '.join(hints)}")
-    return cls(**data)
+        return data
+    floats = {f.name for f in dataclasses.fields(cls) if "float" in str(f.type)}
+    out = dict(data)
+    for key in floats & set(out):
+        if isinstance(out[key], str):
+            with contextlib.suppress(ValueError):
+                out[key] = float(out[key])
+    return out
 
 
 def recipe_from_dict(data: dict[str, Any], source: str = "recipe") -> PretrainRecipe:
+    """A ``PretrainRecipe`` from the YAML mapping (sections ``objective``, ``data``, ``train``; the rest top level)."""
     data = dict(data)
     top = {f.name for f in dataclasses.fields(PretrainRecipe)}
     unknown = sorted(set(data) - top - {"name"})
     if unknown:
-        raise ValueError(f"{source}: unknown recipe sections {unknown}; known: {sorted(top)}")
+        hints = [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, top, 1)) else k for k in unknown]
+        raise ValueError(f"{source}: unknown recipe sections {', '.join(hints)}")
     data.pop("name", None)
     train = {"best_metric": "loss", **(data.pop("train", None) or {})}
     return PretrainRecipe(
-        objective=ObjectiveConfig.from_dict(data.pop("objective", None) or {}, f"{source}: objective"),
-        data=_section(DataConfig, data.pop("data", None), f"{source}: data"),
-        train=TrainConfig.from_dict(train, f"{source}: train"),
+        objective=section(ObjectiveConfig, _numbers(ObjectiveConfig, data.pop("objective", None)), f"{source}: objective"),
+        data=section(DataConfig, data.pop("data", None), f"{source}: data"),
+        train=section(TrainConfig, _numbers(TrainConfig, train), f"{source}: train"),
         **data,
     )
 
 
 def recipe_names() -> list[str]:
-    return sorted(p.stem for p in preset_dir("pretrain").glob("*.yaml"))
+    return preset_names("pretrain")
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"train.lr=1e-3"`` -> (["train", "lr"], 0.001); the value is read as YAML."""
-    if "=" not in text:
-        raise ValueError(f"--set {text!r}: expected SECTION.FIELD=VALUE, e.g. train.lr=1e-3")
-    key, value = text.split("=", 1)
-    try:
-        parsed = yaml.safe_load(value)
-    except yaml.YAMLError as err:
-        raise ValueError(f"--set {text!r}: the value is not valid YAML ({err})") from err
-    if isinstance(parsed, str):  # YAML 1.1 reads "2e-3" as a string
-        try:
-            parsed = float(parsed)
-        except ValueError:
-            pass
-    return key.strip().split("."), parsed
+def load_recipe(spec: str | Path = "quick", overrides: list[str] | None = None,
+                values: dict[str, Any] | None = None) -> PretrainRecipe:
+    """A recipe from a preset name in ``configs/pretrain/`` or a YAML path.
 
-
-def load_recipe(spec: str | Path = "quick", overrides: list[str] | None = None) -> PretrainRecipe:
-    """A recipe from a preset name in ``configs/pretrain/`` or a YAML path, with ``--set`` style overrides."""
-    path = Path(spec)
-    if path.suffix not in (".yaml", ".yml"):
-        path = preset_dir("pretrain") / f"{spec}.yaml"
-        if not path.is_file():
-            names = recipe_names()
-            close = difflib.get_close_matches(str(spec), names, 3)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise ValueError(f"unknown pretraining preset {str(spec)!r}.{hint} Known presets: {', '.join(names)}")
-    elif not path.is_file():
-        raise ValueError(f"pretraining recipe file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML: {err}") from err
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of recipe sections, found {type(data).__name__}")
-    for text in overrides or []:
-        keys, value = parse_override(text)
-        node = data
+    ``overrides``: ``--set`` strings (``"train.lr=1e-3"``, read as YAML); ``values``: already typed
+    values by dotted name (``{"train.lr": 1e-3}``), applied after them.
+    """
+    data, source = load_preset("pretrain", spec, overrides)
+    for dotted, value in (values or {}).items():
+        keys, node = dotted.split("."), data
         for k in keys[:-1]:
             node = node.setdefault(k, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"--set {text!r}: {k} is not a section")
         node[keys[-1]] = value
-    return recipe_from_dict(data, str(path))
+    return recipe_from_dict(data, source)

@@ -22,8 +22,9 @@ from sew.data.dataset import SpeechDataset
 from sew.data.rejects import RejectLog
 from sew.pretrain.objective import PretrainingModel
 from sew.pretrain.recipe import PretrainRecipe
-from sew.pretrain.task import PretrainTask, distributed_info
+from sew.pretrain.task import PretrainTask
 from sew.train.loop import Trainer, TrainingState
+from sew.train.setup import make_accelerator
 
 
 def build_model(recipe: PretrainRecipe) -> PretrainingModel:
@@ -75,17 +76,21 @@ def pretrain(recipe: PretrainRecipe, data=None, run_dir: str | Path = "runs/pret
     from sew.data.synth import default_corpus
 
     run_dir = Path(run_dir)
-    world, rank = distributed_info()
+    torch.manual_seed(recipe.train.seed)  # the same initial weights in every process and every rerun
+    model = build_model(recipe)
+    if accelerator is None:
+        # cpu=True on a machine without GPUs: that is what makes accelerate treat torchrun's
+        # processes (``accelerate launch --multi_gpu``, ``torchrun``) as one multi-CPU job.
+        accelerator = make_accelerator(recipe.train.mixed_precision, cpu=not torch.cuda.is_available(),
+                                       find_unused_parameters=model.encoder.config.layerdrop > 0)
+    world, rank = accelerator.num_processes, accelerator.process_index
     recipe = replace(recipe, train=replace(recipe.train, update_freq=recipe.update_freq(world)))
     log = RejectLog(strict=strict, warn=rank == 0)
     root = data if data is not None else default_corpus(progress=rank == 0)
     train, valid = build_datasets(recipe, root, log)
-    torch.manual_seed(recipe.train.seed)  # the same initial weights in every process and every rerun
-    model = build_model(recipe)
     task = PretrainTask(recipe.objective, seed=recipe.train.seed, crop=recipe.data.crop_to_shortest,
                         valid_dataset=valid, valid_max_tokens=recipe.data.valid_max_tokens)
-    trainer = Trainer(recipe.train, model, task, run_dir, accelerator=accelerator, progress=progress,
-                      find_unused_parameters=model.encoder.config.layerdrop > 0)
+    trainer = Trainer(recipe.train, model, task, run_dir, accelerator=accelerator, progress=progress)
     if trainer.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "recipe.json").write_text(json.dumps({**recipe.to_dict(), "data_path": str(root)}, indent=2) + "\n")
