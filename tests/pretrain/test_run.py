@@ -1,0 +1,65 @@
+"""``sew pretrain`` end to end on tiny runs: learning, logging, the saved encoder, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+import sew
+from sew.cli import main
+from sew.data.synth import default_corpus
+
+from .helpers import read_log, tiny_args
+
+
+def test_tiny_run_learns_and_logs_every_component(tmp_path):
+    # Masks of single frames: the context (neighbours) predicts the target, learnable in tens of
+    # updates; the recipe's 10-frame spans need far more updates than a test can afford.
+    args = tiny_args(tmp_path, 80, "--set", "objective.mask_length=1", "--set", "objective.mask_prob=0.3",
+                     "--set", "train.lr=1.0e-3", "--set", "train.warmup_updates=10")
+    assert main(args) == 0
+    log = read_log(tmp_path)
+    assert len(log) == 80
+    for key in ("loss", "contrastive", "diversity", "feature_penalty", "accuracy", "code_perplexity",
+                "prob_perplexity", "temperature", "lr", "gnorm", "audio_per_s", "sample_size"):
+        assert key in log[0], key
+    first, last = log[:10], log[-10:]
+    mean = lambda rows, k: float(np.mean([r[k] for r in rows]))  # noqa: E731
+    print(f"contrastive {mean(first, 'contrastive'):.3f} -> {mean(last, 'contrastive'):.3f}, "
+          f"accuracy {mean(first, 'accuracy'):.3f} -> {mean(last, 'accuracy'):.3f}")
+    assert mean(last, "contrastive") < mean(first, "contrastive") - 0.2
+    assert mean(last, "accuracy") > mean(first, "accuracy") + 0.1
+    assert log[-1]["temperature"] < log[0]["temperature"]
+    # The fine-tuning artefact is the encoder alone.
+    encoder = sew.load_model(tmp_path / "final")
+    assert not any(k.startswith(("quantizer", "project_q", "final_proj")) for k in encoder.state_dict())
+
+
+def test_bad_files_are_skipped_and_reported(tmp_path):
+    corpus = default_corpus()
+    lines = (corpus / "train.tsv").read_text().splitlines()
+    root = (corpus / lines[0]).resolve() if not Path(lines[0]).is_absolute() else Path(lines[0])
+    data = tmp_path / "data"
+    (data / "audio").mkdir(parents=True)
+    rows = []
+    for i, line in enumerate(lines[1:13]):
+        rel, n = line.split("\t")
+        wave, rate = sf.read(root / rel, dtype="float32")
+        sf.write(data / "audio" / f"good{i}.wav", wave, rate)
+        rows.append(f"audio/good{i}.wav\t{n}")
+    (data / "audio" / "truncated.wav").write_bytes((data / "audio" / "good0.wav").read_bytes()[:3000])
+    (data / "audio" / "noise.txt.wav").write_bytes(b"not audio at all" * 100)
+    nan = np.full(20000, np.nan, dtype=np.float32)
+    sf.write(data / "audio" / "nan.wav", nan, 16000, subtype="FLOAT")
+    rows += ["audio/truncated.wav\t20000", "audio/noise.txt.wav\t20000", "audio/nan.wav\t20000",
+             "audio/missing.wav\t20000", "audio/short.wav\t300"]
+    (data / "train.tsv").write_text(str(data) + "\n" + "\n".join(rows) + "\n")
+    run = tmp_path / "run"
+    assert main(tiny_args(run, 8, "--data", str(data), "--set", "train.max_tokens=48000")) == 0  # > 1 epoch
+    rejected = (run / "rejected.tsv").read_text()
+    for name in ("truncated.wav", "noise.txt.wav", "nan.wav", "missing.wav", "short.wav"):
+        assert name in rejected, name
+    assert "good" not in rejected
+    assert len(read_log(run)) == 8
