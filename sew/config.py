@@ -19,6 +19,13 @@ FAMILIES = ("sew", "sew-d", "wav2vec2")
 POS_ATT_TYPES = ("c2p", "p2c")
 
 
+def unknown_field_hints(cls, data: dict[str, Any]) -> list[str]:
+    """Keys of ``data`` that are not fields of dataclass ``cls``, each with the closest field name if any."""
+    known = {f.name for f in fields(cls)}
+    return [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, known, 1)) else k
+            for k in sorted(set(data) - known)]
+
+
 @dataclass
 class EncoderConfig:
     """Every hyper-parameter of a SEW, SEW-D or wav2vec 2.0 encoder (and its CTC head).
@@ -140,11 +147,8 @@ class EncoderConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> "EncoderConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            hints = [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, known, 1)) else k
-                     for k in unknown]
+        hints = unknown_field_hints(cls, data)
+        if hints:
             raise ValueError(f"{source}: unknown model config fields: {', '.join(hints)}")
         return cls(**data)
 

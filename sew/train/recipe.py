@@ -7,14 +7,13 @@ Shared by ``sew finetune`` and usable by any other trainer: ``load_preset("finet
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from sew.config import preset_dir
+from sew.config import preset_dir, unknown_field_hints
 
 
 def section(cls, data: Any, source: str):
@@ -23,10 +22,8 @@ def section(cls, data: Any, source: str):
         return cls()
     if not isinstance(data, dict):
         raise ValueError(f"{source}: expected a mapping, found {type(data).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        hints = [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, known, 1)) else k for k in unknown]
+    hints = unknown_field_hints(cls, data)
+    if hints:
         raise ValueError(f"{source}: unknown fields {', '.join(hints)}")
     return cls(**data)
 
