@@ -80,3 +80,68 @@ def check_onnx(path: str | Path, model, shapes=((1, 8000), (3, 23456), (2, 80000
             raise ValueError(f"{path}: frame counts differ from PyTorch for a batch of {batch} x {samples}")
         worst = max(worst, (got - reference).abs().max().item())
     return worst
+
+
+class OnnxEncoder:
+    """An exported model behind the same call as ``SpeechEncoder``: ``model(waveforms, lengths)`` gives an
+    ``EncoderOutput`` with ``logits`` (or ``last_hidden_state``) and ``lengths``, so evaluation and
+    chunked transcription run on ONNX Runtime unchanged. ``config`` and ``output_lengths`` come from the
+    PyTorch model the file was exported from."""
+
+    training = False
+
+    def __init__(self, path: str | Path, model, threads: int | None = None):
+        self.path = Path(path)
+        self.session = onnx_session(self.path, threads)
+        self.config = model.config
+        self.has_head = model.ctc_head is not None
+        self._lengths = model.output_lengths
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return self._lengths(lengths)
+
+    def eval(self):
+        return self
+
+    def train(self, mode: bool = True):
+        if mode:
+            raise ValueError(f"{self.path}: an ONNX model runs inference only")
+        return self
+
+    def __call__(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None):
+        from sew.models.encoder import EncoderOutput
+
+        waveforms = waveforms.detach().cpu()
+        if waveforms.dim() == 1:
+            waveforms = waveforms[None]
+        if lengths is None:
+            lengths = torch.full((waveforms.shape[0],), waveforms.shape[1], dtype=torch.long)
+        total = int(self.output_lengths(torch.tensor([waveforms.shape[1]]))[0])  # frames PyTorch would give
+        if waveforms.shape[1] < MIN_SAMPLES:  # the graph's lower bound; the padding is masked by lengths
+            waveforms = torch.nn.functional.pad(waveforms, (0, MIN_SAMPLES - waveforms.shape[1]))
+        out, frames = run_onnx(self.session, waveforms, lengths.cpu())
+        out = out[:, :total]
+        if self.has_head:
+            return EncoderOutput(last_hidden_state=out, lengths=frames, logits=out)
+        return EncoderOutput(last_hidden_state=out, lengths=frames)
+
+
+def load_onnx_model(model_dir: str | Path, onnx_path: str | Path | None = None, *, model=None,
+                    threads: int | None = None, log=print) -> OnnxEncoder:
+    """ONNX Runtime inference for a model directory: ``onnx_path`` (default ``DIR/model.onnx``), exported
+    from the directory's weights first when it is missing or older than them. ``model``: the directory's
+    PyTorch model when already loaded."""
+    from sew.checkpoint import load_model
+
+    model = (model if model is not None else load_model(model_dir)).cpu().eval()
+    path = Path(onnx_path) if onnx_path else Path(model_dir) / "model.onnx"
+    weights = [f for f in Path(model_dir).iterdir() if f.suffix in (".safetensors", ".bin")] if Path(model_dir).is_dir() else []
+    newest = max((f.stat().st_mtime for f in weights), default=0.0)
+    if not path.is_file() or path.stat().st_mtime < newest:
+        log(f"exporting {model_dir} to {path} (once; later runs reuse it)")
+        try:
+            export_onnx(model, path)
+        except PermissionError as err:
+            raise ValueError(f"{path}: cannot write the ONNX file ({err.strerror}); export it elsewhere with "
+                             f"'sew export onnx --model {model_dir} --out FILE' and pass --onnx-file FILE") from err
+    return OnnxEncoder(path, model, threads)

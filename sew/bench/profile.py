@@ -26,10 +26,11 @@ class Profile:
     reference: bool = True  # time transformers' twin of each model too
     notes: str = ""
     extra: list[str] = field(default_factory=list)  # --set overrides of the fine-tuning recipe
+    variants: list[str] = field(default_factory=list)  # also score the trained models as int8 / onnx
 
 
 PROFILES = {
-    "quick": Profile(["sew-d-micro", "sew-micro", "w2v2-micro"], budget_minutes=7.5,
+    "quick": Profile(["sew-d-micro", "sew-micro", "w2v2-micro"], budget_minutes=7.5, variants=["int8"],
                      notes="micro presets, built-in corpus, the quick fine-tuning recipe; < 30 min on 2 CPU cores"),
     "paper": Profile(["sew-d-tiny", "sew-d-mid", "sew-d-base-plus", "sew-tiny", "sew-mid", "w2v2-base", "w2v2-large"],
                      budget_minutes=120.0, recipe="100h", speed_utterances=200,
@@ -88,7 +89,8 @@ def run_profile(profile: Profile, out_root: str | Path = "results", *, seed: int
                        f"{profile.budget_minutes or '-'} min / {profile.max_updates or '-'} updates")
             runs.append(train_and_score(name, out / "runs" / f"{name}-seed{seed + k}", recipe=profile.recipe,
                                         budget_minutes=profile.budget_minutes, max_updates=profile.max_updates,
-                                        seed=seed + k, data=data, progress=progress, extra=profile.extra))
+                                        seed=seed + k, data=data, progress=progress, extra=profile.extra,
+                                        variants=profile.variants))
         wer.append(summarize_repeats(runs))
     results = {"profile": {k: v for k, v in vars(profile).items()}, "machine": info, "seed": seed,
                "repeats": repeats, "data": str(data) if data else "built-in corpus", "baseline": baseline,

@@ -13,7 +13,7 @@ SPEED_COLUMNS = [
     ("gmacs_per_audio_s", "GMAC / audio s"), ("ms_per_utterance", "ms / utt"), ("audio_s_per_s", "audio s / s"),
     ("rtf", "RTF"), ("achieved_gflops", "GFLOP/s"), ("peak_fraction", "of peak"), ("peak_memory_mb", "peak MB"),
     ("speedup_vs_baseline", "speed vs base"), ("sew_speedup_vs_transformers", "sew vs HF"),
-    ("compiled_speedup_vs_eager", "compiled vs eager"),
+    ("compiled_speedup_vs_eager", "compiled vs eager"), ("onnx_speedup_vs_eager", "onnx vs eager"),
 ]
 
 
@@ -35,6 +35,7 @@ MERGED_COLUMNS = [
     ("ms_per_utterance", "ms / utt"), ("audio_s_per_s", "audio s / s"), ("speedup_vs_baseline", "speed vs base"),
     ("hf_ms_per_utterance", "HF ms / utt"), ("sew_speedup_vs_transformers", "sew vs HF"),
     ("updates", "updates"), ("wer", "WER %"), ("wer_std", "WER sd"), ("cer", "CER %"), ("cer_std", "CER sd"),
+    ("wer_int8", "WER int8 %"), ("cer_int8", "CER int8 %"), ("wer_onnx", "WER onnx %"), ("cer_onnx", "CER onnx %"),
 ]
 
 
@@ -51,7 +52,9 @@ def merged_table(speed: list[dict], wer: list[dict]) -> str:
             row["sew_speedup_vs_transformers"] = twin["sew_speedup_vs_transformers"]
         scored = next((w for w in wer if w["model"] == r["model"]), None)
         if scored:
-            row.update({k: scored[k] for k in ("updates", "wer", "wer_std", "cer", "cer_std") if k in scored})
+            keys = {k for k, _ in MERGED_COLUMNS} & {"updates", "wer", "wer_std", "cer", "cer_std"} | {
+                k for k in scored if k.startswith(("wer_", "cer_")) and not k.endswith(("_std", "_runs"))}
+            row.update({k: scored[k] for k in keys if k in scored})
         rows.append(row)
     return markdown_table(rows, MERGED_COLUMNS)
 

@@ -37,6 +37,7 @@ class SpeedSetup:
     repeats: int = 3
     warmup: int = 1
     compile: bool = False  # also time torch.compile(model) (rows "sew-compiled")
+    onnx: bool = False  # also time the ONNX export on ONNX Runtime (rows "onnxruntime")
     lengths: list[int] = field(default_factory=list)  # samples per utterance
     grid: list[tuple[int, float]] = field(default_factory=list)  # (batch, seconds) latency shapes
 
@@ -202,6 +203,21 @@ def transformers_twin(model, device, dtype):
     return twin.to(device=device, dtype=dtype).eval()
 
 
+def onnx_twin(model, setup: SpeedSetup):
+    """``model`` exported to ONNX, on an ONNX Runtime CPU session with the benchmark's thread count."""
+    from sew.export import OnnxEncoder, export_onnx
+
+    if setup.device != "cpu" or setup.dtype != "float32":
+        raise ValueError("--onnx times ONNX Runtime on the CPU in float32; use --device cpu --dtype float32")
+    import atexit
+    import shutil
+
+    tmp = tempfile.mkdtemp(prefix="sew-onnx-")  # kept while the session maps the weights
+    atexit.register(shutil.rmtree, tmp, True)
+    path = export_onnx(model, os.path.join(tmp, "model.onnx"))
+    return OnnxEncoder(path, model, setup.threads)
+
+
 def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
     """Measured GFLOP/s of a large matrix multiply on this device, dtype and thread count."""
     a = torch.randn(size, size, device=device, dtype=dtype)
@@ -270,6 +286,8 @@ def measure(name: str, model, setup: SpeedSetup, reference: bool = True) -> list
     if setup.compile:
         compiled = torch.compile(model, dynamic=True)
         candidates.append((name, "sew-compiled", ours_forward(compiled)))
+    if setup.onnx:
+        candidates.append((name, "onnxruntime", ours_forward(onnx_twin(float_model, setup))))
     if reference:
         twin = transformers_twin(float_model, device, dtype)
         if setup.dtype == "int8":
@@ -313,6 +331,8 @@ def add_ratios(rows: list[dict], baseline: str | None) -> None:
         if base is not None:
             r["speedup_vs_baseline"] = round(base["ms_per_utterance"] / r["ms_per_utterance"], 3)
             r["macs_ratio_vs_baseline"] = round(base["gmacs_per_audio_s"] / r["gmacs_per_audio_s"], 3)
+        if r["implementation"] == "onnxruntime":
+            r["onnx_speedup_vs_eager"] = round(ours[r["model"]]["ms_per_utterance"] / r["ms_per_utterance"], 3)
         if r["implementation"] == "sew-compiled":
             r["compiled_speedup_vs_eager"] = round(ours[r["model"]]["ms_per_utterance"] / r["ms_per_utterance"], 3)
         if r["implementation"] == "transformers":

@@ -12,8 +12,12 @@ import torch
 
 def train_and_score(model: str, run_dir: str | Path, *, recipe: str = "quick", budget_minutes: float | None = 7.0,
                     max_updates: int | None = None, seed: int = 0, data: str | Path | None = None,
-                    test_split: str = "test", progress: bool = True, extra: list[str] | None = None) -> dict:
-    """Fine-tune ``model`` (preset or directory) with the fine-tuning ``recipe`` and score it on ``test_split``."""
+                    test_split: str = "test", progress: bool = True, extra: list[str] | None = None,
+                    variants: list[str] | tuple[str, ...] = ()) -> dict:
+    """Fine-tune ``model`` (preset or directory) with the fine-tuning ``recipe`` and score it on ``test_split``.
+
+    ``variants`` also scores the trained model through other backends: ``int8`` (dynamic int8 linear
+    layers) and ``onnx`` (ONNX Runtime), giving ``wer_int8``, ``cer_int8``, ... next to ``wer``, ``cer``."""
     import sew
     from sew.asr.decode import make_decoder
     from sew.asr.evaluate import eval_dataset, evaluate
@@ -38,13 +42,40 @@ def train_and_score(model: str, run_dir: str | Path, *, recipe: str = "quick", b
     dataset, references = eval_dataset(read_corpus(root, split=test_split))
     with torch.inference_mode():
         result = evaluate(trained, dataset, references, make_decoder(vocab), rows=False)
+    scores = {}
+    for variant in variants:
+        backend = variant_model(variant, trained, run / "final")
+        with torch.inference_mode():
+            summary = evaluate(backend, dataset, references, make_decoder(vocab), rows=False).summary
+        scores[f"wer_{variant}"] = round(100 * summary["wer"], 2)
+        scores[f"cer_{variant}"] = round(100 * summary["cer"], 2)
+        scores[f"decode_seconds_{variant}"] = summary["decode_seconds"]
     return {
         "model": model, "family": trained.config.family, "seed": seed, "recipe": recipe,
         "budget_minutes": budget_minutes, "max_updates": max_updates, "updates": state.update,
         "train_seconds": round(state.elapsed_seconds, 1), "wall_seconds": round(wall, 1),
         "wer": round(100 * result.summary["wer"], 2), "cer": round(100 * result.summary["cer"], 2),
-        "test_utterances": len(dataset), "run_dir": str(run),
+        "test_utterances": len(dataset), "decode_seconds": result.summary["decode_seconds"], **scores,
+        "run_dir": str(run),
     }
+
+
+VARIANTS = ("int8", "onnx")
+
+
+def variant_model(variant: str, model, model_dir: Path):
+    """``model`` behind another inference backend (see ``train_and_score``)."""
+    if variant == "int8":
+        import copy
+
+        from sew.bench.speed import quantize_int8
+
+        return quantize_int8(copy.deepcopy(model).eval())
+    if variant == "onnx":
+        from sew.export import load_onnx_model
+
+        return load_onnx_model(model_dir, model=model)
+    raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
 
 
 def summarize_repeats(rows: list[dict]) -> dict:
@@ -52,6 +83,8 @@ def summarize_repeats(rows: list[dict]) -> dict:
     out = dict(rows[0])
     out.pop("seed")
     out["seeds"] = [r["seed"] for r in rows]
+    for key in [k for k in rows[0] if k.startswith(("wer_", "cer_"))]:  # backend variants: the mean
+        out[key] = round(statistics.fmean(r[key] for r in rows), 2)
     for key in ("wer", "cer"):
         values = [r[key] for r in rows]
         out[key] = round(statistics.fmean(values), 2)

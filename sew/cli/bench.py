@@ -36,7 +36,7 @@ def run_speed(args) -> int:
     threads = args.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
     device = pick_device(args.device)
-    setup = SpeedSetup(device=device, dtype=args.dtype, threads=threads, max_tokens=args.max_tokens, compile=args.compile,
+    setup = SpeedSetup(device=device, dtype=args.dtype, threads=threads, max_tokens=args.max_tokens, compile=args.compile, onnx=args.onnx,
                        repeats=args.repeats, warmup=args.warmup,
                        lengths=utterance_lengths(args.utterances, args.seed, args.mean_seconds),
                        grid=[(b, s) for b in args.grid_batch for s in args.grid_seconds] if args.grid else [])
@@ -74,6 +74,8 @@ def add_speed_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "int8"],
                    help="weights and inputs dtype; int8 = dynamic quantisation of the linear layers, CPU (default: float32)")
     p.add_argument("--compile", action="store_true", help="also time torch.compile(model) (rows sew-compiled)")
+    p.add_argument("--onnx", action="store_true",
+                   help="also time the model exported to ONNX on ONNX Runtime (rows onnxruntime; CPU, float32)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--utterances", type=int, default=32, help="utterances in the timed set (default: 32)")
     p.add_argument("--mean-seconds", type=float, default=6.5, help="mean utterance length (default: 6.5, as dev-other)")
@@ -100,6 +102,8 @@ def run_main(args) -> int:
                                  ("max_updates", args.max_updates)) if v is not None}
     if args.no_reference:
         changes["reference"] = False
+    if args.variants is not None:
+        changes["variants"] = args.variants
     if args.speed_utterances:
         changes["speed_utterances"] = args.speed_utterances
     profile = dataclasses.replace(profile, **changes)
@@ -129,10 +133,12 @@ def run_wer(args) -> int:
     for name in args.models:
         runs = [train_and_score(name, out / "runs" / f"{name}-seed{args.seed + k}", recipe=args.recipe,
                                 budget_minutes=args.budget_minutes, max_updates=args.max_updates, seed=args.seed + k,
-                                data=args.data, progress=not args.no_progress) for k in range(args.repeats)]
+                                data=args.data, progress=not args.no_progress, variants=args.variants)
+                for k in range(args.repeats)]
         rows.append(summarize_repeats(runs))
     columns = [("model", "model"), ("family", "family"), ("updates", "updates"), ("train_seconds", "train s"),
-               ("wer", "WER %"), ("wer_std", "WER sd"), ("cer", "CER %"), ("cer_std", "CER sd")]
+               ("wer", "WER %"), ("wer_std", "WER sd"), ("cer", "CER %"), ("cer_std", "CER sd"),
+               *[(f"{m}_{v}", f"{m.upper()} {v} %") for v in args.variants for m in ("wer", "cer")]]
     table = markdown_table(rows, columns)
     write_results(out, {"wer": rows}, "# WER\n\n" + table)
     print("\n" + table + f"\n\nwrote {out}/results.json and results.md")
@@ -161,6 +167,8 @@ def add_parser(sub) -> None:
                    help="exit non-zero when a speed ratio or WER/CER is worse than this earlier results.json")
     p.add_argument("--tolerance", type=float, default=10.0, help="allowed worsening in percent for --compare (default: 10)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars while training")
+    p.add_argument("--variants", nargs="*", default=None, choices=["int8", "onnx"],
+                   help="also score the trained models through these backends (default: the profile's; quick: int8)")
     p.set_defaults(func=run_main)
     bench = p.add_subparsers(dest="bench_command", metavar="BENCH")
     speed = bench.add_parser("speed", help="inference speed: time per utterance, throughput, FLOPs, memory",
@@ -180,4 +188,7 @@ def add_parser(sub) -> None:
     wer.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     wer.add_argument("--out", default="results", help="results go to OUT/<timestamp>/ (default: results)")
     wer.add_argument("--no-progress", action="store_true", help="no progress bars while training")
+    wer.add_argument("--variants", nargs="*", default=[], choices=["int8", "onnx"],
+                     help="also score each trained model as int8 (dynamic quantisation) and/or through ONNX "
+                          "Runtime: the WER change of deployment (default: none)")
     wer.set_defaults(func=run_wer)

@@ -7,8 +7,15 @@ import sys
 from pathlib import Path
 
 
-def load_ctc_model(model_dir, vocab_path=None, device: str | None = None):
-    """``(model, vocab, device)`` from a model directory (ours or Hugging Face) with a CTC head and its vocab.json."""
+BACKENDS = ("torch", "int8", "onnx")
+
+
+def load_ctc_model(model_dir, vocab_path=None, device: str | None = None, backend: str = "torch",
+                   onnx_file=None):
+    """``(model, vocab, device)`` from a model directory (ours or Hugging Face) with a CTC head and its vocab.json.
+
+    ``backend``: ``torch`` (the model as is), ``int8`` (dynamic int8 quantisation of the linear layers,
+    CPU) or ``onnx`` (ONNX Runtime on ``onnx_file``, default ``MODEL/model.onnx``, exported when missing)."""
     import torch
 
     import sew
@@ -25,6 +32,18 @@ def load_ctc_model(model_dir, vocab_path=None, device: str | None = None):
     if len(vocab) != model.config.vocab_size:
         raise ValueError(f"{source}: {len(vocab)} symbols but the model's CTC head has {model.config.vocab_size}; "
                          "pass the vocabulary the model was fine-tuned with")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend != "torch":
+        if device not in (None, "cpu"):
+            raise ValueError(f"--backend {backend} runs on the CPU; drop --device {device} or use --backend torch")
+        if backend == "int8":
+            from sew.bench.speed import quantize_int8
+
+            return quantize_int8(model.eval()), vocab, "cpu"
+        from sew.export import load_onnx_model
+
+        return load_onnx_model(model_dir, onnx_file, model=model, log=lambda m: print(m, file=sys.stderr)), vocab, "cpu"
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval(), vocab, device
 
@@ -39,7 +58,8 @@ def make_decoder_or_explain(vocab, args):
 
 
 def evaluate_model(model_dir, data, split: str, out_dir, *, vocab_path=None, decoder_args=None, device=None,
-                   max_tokens: int = 1_600_000, strict: bool = False) -> dict:
+                   max_tokens: int = 1_600_000, strict: bool = False, backend: str = "torch",
+                   onnx_file=None) -> dict:
     """Evaluate ``model_dir`` on ``split`` of ``data``; write ``out_dir/metrics.json`` + ``utterances.tsv``; print a table."""
     from sew.asr.decode import GreedyDecoder
     from sew.asr.evaluate import eval_dataset, evaluate
@@ -47,7 +67,7 @@ def evaluate_model(model_dir, data, split: str, out_dir, *, vocab_path=None, dec
     from sew.data.rejects import RejectLog
     from sew.data.synth import default_corpus
 
-    model, vocab, device = load_ctc_model(model_dir, vocab_path, device)
+    model, vocab, device = load_ctc_model(model_dir, vocab_path, device, backend, onnx_file)
     decoder = make_decoder_or_explain(vocab, decoder_args) if decoder_args is not None else GreedyDecoder(vocab)
     root = data if data is not None else default_corpus()
     log = RejectLog(strict=strict)
@@ -55,7 +75,7 @@ def evaluate_model(model_dir, data, split: str, out_dir, *, vocab_path=None, dec
     result = evaluate(model, dataset, refs, decoder, max_tokens=max_tokens, device=device)
     s = result.summary
     s.update(model=str(model_dir), data=str(root), split=split,
-             decoder="greedy" if isinstance(decoder, GreedyDecoder) else "beam")
+             decoder="greedy" if isinstance(decoder, GreedyDecoder) else "beam", backend=backend)
     if out_dir is not None:
         metrics, rows = result.write(out_dir)
         if len(log):
@@ -72,7 +92,8 @@ def evaluate_model(model_dir, data, split: str, out_dir, *, vocab_path=None, dec
 
 def run(args) -> int:
     summary = evaluate_model(args.model, args.data, args.split, args.out, vocab_path=args.vocab, decoder_args=args,
-                             device=args.device, max_tokens=int(args.batch_seconds * 16000), strict=args.strict)
+                             device=args.device, max_tokens=int(args.batch_seconds * 16000), strict=args.strict,
+                             backend=args.backend, onnx_file=args.onnx_file)
     if args.json:
         print(json.dumps(summary, indent=2))
     return 0
@@ -88,6 +109,10 @@ def add_decoder_options(p) -> None:
     p.add_argument("--lm-weight", type=float, default=2.0, help="language model weight alpha (default: 2.0)")
     p.add_argument("--word-score", type=float, default=-1.0, help="word insertion score beta (default: -1.0)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--backend", default="torch", choices=list(BACKENDS),
+                   help="torch: the model as is; int8: dynamic int8 linear layers (CPU); onnx: ONNX Runtime on "
+                        "--onnx-file, exported there first when missing (needs the onnx extra) (default: torch)")
+    p.add_argument("--onnx-file", default=None, help="ONNX file for --backend onnx (default: MODEL/model.onnx)")
 
 
 def add_parser(sub) -> None:

@@ -9,7 +9,7 @@ def run(args) -> int:
     from sew.asr.transcribe import transcribe_files
     from sew.cli.eval import load_ctc_model, make_decoder_or_explain
 
-    model, vocab, device = load_ctc_model(args.model, args.vocab, args.device)
+    model, vocab, device = load_ctc_model(args.model, args.vocab, args.device, args.backend, args.onnx_file)
     decoder = make_decoder_or_explain(vocab, args)
     failed = 0
     for t in transcribe_files(model, decoder, args.files, chunk_seconds=args.chunk_seconds,

@@ -60,3 +60,52 @@ def test_bad_files_get_a_message_and_the_others_are_transcribed(tmp_path, make_m
     assert f"error: {short}: too short: 10 ms, the model needs at least 25 ms" in err
     assert "missing.flac: file not found" in err
     assert "3 of 5 file(s) could not be transcribed" in err
+
+
+@pytest.mark.parametrize("preset", ["sew-d-micro"])
+def test_onnx_backend_transcribes_like_pytorch(tmp_path, make_model, vocab, capsys, preset):
+    pytest.importorskip("onnxscript")
+    pytest.importorskip("onnxruntime")
+    from sew.cli.eval import load_ctc_model
+
+    local_model(make_model, preset).save_pretrained(tmp_path / "model")
+    vocab.save(tmp_path / "model")
+    rng = np.random.default_rng(1)
+    files = [tmp_path / "long.wav", tmp_path / "tiny.wav"]
+    sf.write(files[0], (rng.standard_normal(16000 * 9 + 77) * 0.1).astype("float32"), 16000)  # 3 chunks
+    sf.write(files[1], (rng.standard_normal(600) * 0.1).astype("float32"), 16000)  # under the graph's 1000 samples
+    args = ["transcribe", "--model", str(tmp_path / "model"), "--chunk-seconds", "4", "--context-seconds", "1",
+            *map(str, files)]
+    assert main(args) == 0
+    want = capsys.readouterr().out
+    assert main(args + ["--backend", "onnx"]) == 0
+    got, err = capsys.readouterr()
+    assert got == want and len(want.splitlines()[0]) > 20
+    assert "exporting" in err and (tmp_path / "model" / "model.onnx").is_file()
+    stamp = (tmp_path / "model" / "model.onnx").stat().st_mtime
+    assert main(args + ["--backend", "onnx"]) == 0  # the export is reused
+    assert capsys.readouterr().out == want and (tmp_path / "model" / "model.onnx").stat().st_mtime == stamp
+    # the logits themselves, through the same chunking
+    torch_model, _, _ = load_ctc_model(tmp_path / "model")
+    onnx_model, _, _ = load_ctc_model(tmp_path / "model", backend="onnx")
+    wave = torch.from_numpy(sf.read(files[0], dtype="float32")[0])
+    torch.testing.assert_close(chunked_logits(onnx_model, wave, chunk_seconds=4, context_seconds=1),
+                               chunked_logits(torch_model, wave, chunk_seconds=4, context_seconds=1),
+                               atol=1e-4, rtol=1e-4)
+
+
+def test_int8_backend_quantises_linear_layers_and_stays_close(tmp_path, make_model, vocab):
+    from sew.cli.eval import load_ctc_model
+
+    local_model(make_model, "w2v2-micro").save_pretrained(tmp_path / "model")
+    vocab.save(tmp_path / "model")
+    float_model, _, _ = load_ctc_model(tmp_path / "model")
+    int8_model, _, device = load_ctc_model(tmp_path / "model", backend="int8")
+    assert device == "cpu" and "quantized" in type(int8_model.ctc_head.proj).__module__
+    wave = torch.randn(1, 32000, generator=torch.Generator().manual_seed(0)) * 0.1
+    with torch.no_grad():
+        a, b = float_model(wave).logits, int8_model(wave).logits
+    assert torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1] > 0.99
+    assert 0 < (a - b).abs().max() < 0.1 * a.abs().max()  # quantised (not identical), but close
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        load_ctc_model(tmp_path / "model", device="cuda", backend="int8")

@@ -94,3 +94,17 @@ def test_peak_memory_sees_every_run():
             del x
         peaks.append(memory.peak / 2**20)
     assert all(90 <= p <= 130 for p in peaks), peaks
+
+
+def test_onnx_rows_time_onnxruntime_against_eager():
+    pytest.importorskip("onnxscript")
+    pytest.importorskip("onnxruntime")
+    setup = SpeedSetup(lengths=[16000, 9000], max_tokens=40000, repeats=1, warmup=0, onnx=True, threads=1)
+    rows = measure("sew-d-micro", sew.build_model("sew-d-micro", vocab_size=8, num_layers=1), setup, reference=False)
+    add_ratios(rows, None)
+    assert [r["implementation"] for r in rows] == ["sew", "onnxruntime"]
+    assert rows[1]["onnx_speedup_vs_eager"] == pytest.approx(
+        rows[0]["ms_per_utterance"] / rows[1]["ms_per_utterance"], rel=0.01)
+    with pytest.raises(ValueError, match="float32"):
+        measure("sew-d-micro", sew.build_model("sew-d-micro", vocab_size=8, num_layers=1),
+                SpeedSetup(lengths=[16000], dtype="bfloat16", onnx=True), reference=False)
