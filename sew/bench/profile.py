@@ -26,11 +26,11 @@ class Profile:
     reference: bool = True  # time transformers' twin of each model too
     notes: str = ""
     extra: list[str] = field(default_factory=list)  # --set overrides of the fine-tuning recipe
-    variants: list[str] = field(default_factory=list)  # also score the trained models as int8 / onnx
+    variants: list[str] = field(default_factory=list)  # also score the trained models as bf16 / int8 / onnx
 
 
 PROFILES = {
-    "quick": Profile(["sew-d-micro", "sew-micro", "w2v2-micro"], budget_minutes=7.5, variants=["int8"],
+    "quick": Profile(["sew-d-micro", "sew-micro", "w2v2-micro"], budget_minutes=7.5, variants=["bf16", "int8"],
                      notes="micro presets, built-in corpus, the quick fine-tuning recipe; < 30 min on 2 CPU cores"),
     "paper": Profile(["sew-d-tiny", "sew-d-mid", "sew-d-base-plus", "sew-tiny", "sew-mid", "w2v2-base", "w2v2-large"],
                      budget_minutes=120.0, recipe="100h", speed_utterances=200,
@@ -39,20 +39,27 @@ PROFILES = {
 
 
 class Progress:
-    """One line per phase: which model, which phase, time spent and an estimate of time left."""
+    """One line per phase: which model, which phase, time spent and an estimate of time left.
 
-    def __init__(self, phases: int, budget_s: float | None):
-        self.phases, self.done, self.start, self.budget_s = phases, 0, time.perf_counter(), budget_s
+    ``expected`` holds each phase's expected seconds (a training budget; None where unknown, such
+    as timing runs, which are then estimated from those already done)."""
+
+    def __init__(self, expected: list[float | None]):
+        self.expected, self.done, self.start = expected, 0, time.perf_counter()
+        self.unknown_spent, self.unknown_done, self.phase_start = 0.0, 0, self.start
 
     def step(self, text: str) -> None:
-        elapsed = time.perf_counter() - self.start
-        left = ""
-        if self.done:
-            left = f", about {elapsed / self.done * (self.phases - self.done) / 60:.1f} min left"
-        elif self.budget_s:
-            left = f", about {self.budget_s / 60:.0f} min left"
+        now = time.perf_counter()
+        if self.done and self.expected[self.done - 1] is None:
+            self.unknown_spent += now - self.phase_start
+            self.unknown_done += 1
+        self.phase_start = now
+        rest = self.expected[self.done:]
+        guess = self.unknown_spent / self.unknown_done if self.unknown_done else 30.0
+        left = sum(e if e is not None else guess for e in rest)
         self.done += 1
-        print(f"[{self.done}/{self.phases}] {text} ({elapsed / 60:.1f} min elapsed{left})", flush=True)
+        print(f"[{self.done}/{len(self.expected)}] {text} ({(now - self.start) / 60:.1f} min elapsed, "
+              f"about {left / 60:.0f} min left)", flush=True)
 
 
 def run_profile(profile: Profile, out_root: str | Path = "results", *, seed: int = 0, repeats: int = 1,
@@ -68,8 +75,8 @@ def run_profile(profile: Profile, out_root: str | Path = "results", *, seed: int
     if threads:
         torch.set_num_threads(threads)
     out = results_dir(out_root)
-    budget = (profile.budget_minutes or 0) * 60 * len(profile.models) * repeats
-    steps = Progress(len(profile.models) * (1 + repeats), budget)
+    train_s = profile.budget_minutes * 60 + 30 if profile.budget_minutes else None  # + the test-split decoding
+    steps = Progress([None] * len(profile.models) + [train_s] * (len(profile.models) * repeats))
     setup = SpeedSetup(device=device, repeats=profile.speed_repeats, threads=torch.get_num_threads(),
                        lengths=utterance_lengths(profile.speed_utterances, seed))
     info = machine_info(torch.device(device), torch.get_num_threads())

@@ -35,7 +35,7 @@ MERGED_COLUMNS = [
     ("ms_per_utterance", "ms / utt"), ("audio_s_per_s", "audio s / s"), ("speedup_vs_baseline", "speed vs base"),
     ("hf_ms_per_utterance", "HF ms / utt"), ("sew_speedup_vs_transformers", "sew vs HF"),
     ("updates", "updates"), ("wer", "WER %"), ("wer_std", "WER sd"), ("cer", "CER %"), ("cer_std", "CER sd"),
-    ("wer_int8", "WER int8 %"), ("cer_int8", "CER int8 %"), ("wer_onnx", "WER onnx %"), ("cer_onnx", "CER onnx %"),
+    ("wer_bf16", "WER bf16 %"), ("cer_bf16", "CER bf16 %"), ("wer_int8", "WER int8 %"), ("cer_int8", "CER int8 %"), ("wer_onnx", "WER onnx %"), ("cer_onnx", "CER onnx %"),
 ]
 
 

@@ -16,8 +16,8 @@ def train_and_score(model: str, run_dir: str | Path, *, recipe: str = "quick", b
                     variants: list[str] | tuple[str, ...] = ()) -> dict:
     """Fine-tune ``model`` (preset or directory) with the fine-tuning ``recipe`` and score it on ``test_split``.
 
-    ``variants`` also scores the trained model through other backends: ``int8`` (dynamic int8 linear
-    layers) and ``onnx`` (ONNX Runtime), giving ``wer_int8``, ``cer_int8``, ... next to ``wer``, ``cer``."""
+    ``variants`` also scores the trained model through other backends: ``bf16`` (bfloat16 weights and
+    activations), ``int8`` (dynamic int8 linear layers) and ``onnx`` (ONNX Runtime), giving ``wer_int8``, ``cer_int8``, ... next to ``wer``, ``cer``."""
     import sew
     from sew.asr.decode import make_decoder
     from sew.asr.evaluate import eval_dataset, evaluate
@@ -60,14 +60,16 @@ def train_and_score(model: str, run_dir: str | Path, *, recipe: str = "quick", b
     }
 
 
-VARIANTS = ("int8", "onnx")
+VARIANTS = ("bf16", "int8", "onnx")
 
 
 def variant_model(variant: str, model, model_dir: Path):
     """``model`` behind another inference backend (see ``train_and_score``)."""
-    if variant == "int8":
-        import copy
+    import copy
 
+    if variant == "bf16":
+        return copy.deepcopy(model).to(torch.bfloat16).eval()
+    if variant == "int8":
         from sew.bench.speed import quantize_int8
 
         return quantize_int8(copy.deepcopy(model).eval())

@@ -7,14 +7,14 @@ import sys
 from pathlib import Path
 
 
-BACKENDS = ("torch", "int8", "onnx")
+BACKENDS = ("torch", "bf16", "int8", "onnx")
 
 
 def load_ctc_model(model_dir, vocab_path=None, device: str | None = None, backend: str = "torch",
                    onnx_file=None):
     """``(model, vocab, device)`` from a model directory (ours or Hugging Face) with a CTC head and its vocab.json.
 
-    ``backend``: ``torch`` (the model as is), ``int8`` (dynamic int8 quantisation of the linear layers,
+    ``backend``: ``torch`` (the model as is), ``bf16`` (weights and activations in bfloat16), ``int8`` (dynamic int8 quantisation of the linear layers,
     CPU) or ``onnx`` (ONNX Runtime on ``onnx_file``, default ``MODEL/model.onnx``, exported when missing)."""
     import torch
 
@@ -34,7 +34,7 @@ def load_ctc_model(model_dir, vocab_path=None, device: str | None = None, backen
                          "pass the vocabulary the model was fine-tuned with")
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend != "torch":
+    if backend not in ("torch", "bf16"):
         if device not in (None, "cpu"):
             raise ValueError(f"--backend {backend} runs on the CPU; drop --device {device} or use --backend torch")
         if backend == "int8":
@@ -45,6 +45,8 @@ def load_ctc_model(model_dir, vocab_path=None, device: str | None = None, backen
 
         return load_onnx_model(model_dir, onnx_file, model=model, log=lambda m: print(m, file=sys.stderr)), vocab, "cpu"
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if backend == "bf16":
+        model = model.to(torch.bfloat16)
     return model.to(device).eval(), vocab, device
 
 
@@ -110,7 +112,7 @@ def add_decoder_options(p) -> None:
     p.add_argument("--word-score", type=float, default=-1.0, help="word insertion score beta (default: -1.0)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--backend", default="torch", choices=list(BACKENDS),
-                   help="torch: the model as is; int8: dynamic int8 linear layers (CPU); onnx: ONNX Runtime on "
+                   help="torch: the model as is; bf16: bfloat16 weights and activations; int8: dynamic int8 linear layers (CPU); onnx: ONNX Runtime on "
                         "--onnx-file, exported there first when missing (needs the onnx extra) (default: torch)")
     p.add_argument("--onnx-file", default=None, help="ONNX file for --backend onnx (default: MODEL/model.onnx)")
 

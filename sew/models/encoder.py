@@ -162,8 +162,10 @@ class SpeechEncoder(nn.Module):
 
         ``padded=False`` promises every utterance fills the tensor (no masking work is done).
         """
-        if self.config.normalize_waveform:
-            waveforms = self.normalize(waveforms, lengths)
+        if self.config.normalize_waveform:  # statistics in float32 whatever the model's dtype
+            waveforms = self.normalize(waveforms.float(), lengths)
+        # A float32 waveform into a bfloat16 / float16 model: cast here rather than fail in the first conv.
+        waveforms = waveforms.to(self.feature_extractor.layers[0].conv.weight.dtype)
         features, frame_lengths = self.feature_extractor(waveforms, lengths if padded else None)
         return features.transpose(1, 2), frame_lengths
 
