@@ -27,6 +27,7 @@ def pareto_plot(speed: list[dict], wer: list[dict], path: str | Path) -> Path:
             ax.plot(xs, ys, color=color, marker=marker, label=FAMILY_NAME[family])
             for x, y, name in points:
                 ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.margins(x=0.15, y=0.1)  # room for the labels of the outermost points
         ax.set_xlabel("average inference time per utterance (ms)")
         ax.set_ylabel(f"{metric.upper()} (%)")
         ax.set_title(f"{metric.upper()} against inference time")

@@ -13,11 +13,14 @@ import torch
 def train_and_score(model: str, run_dir: str | Path, *, recipe: str = "quick", budget_minutes: float | None = 7.0,
                     max_updates: int | None = None, seed: int = 0, data: str | Path | None = None,
                     test_split: str = "test", progress: bool = True, extra: list[str] | None = None,
-                    variants: list[str] | tuple[str, ...] = ()) -> dict:
+                    variants: list[str] | tuple[str, ...] = (), pretrain_minutes: float | None = None,
+                    pretrain_recipe: str = "quick") -> dict:
     """Fine-tune ``model`` (preset or directory) with the fine-tuning ``recipe`` and score it on ``test_split``.
 
     ``variants`` also scores the trained model through other backends: ``bf16`` (bfloat16 weights and
-    activations), ``int8`` (dynamic int8 linear layers) and ``onnx`` (ONNX Runtime), giving ``wer_int8``, ``cer_int8``, ... next to ``wer``, ``cer``."""
+    activations), ``int8`` (dynamic int8 linear layers) and ``onnx`` (ONNX Runtime), giving ``wer_int8``,
+    ``cer_int8``, ... next to ``wer``, ``cer``. ``pretrain_minutes``: first pretrain ``model`` (a preset)
+    with ``pretrain_recipe`` for that long on the same corpus, then fine-tune from ``RUN/pretrain/final``."""
     import sew
     from sew.asr.decode import make_decoder
     from sew.asr.evaluate import eval_dataset, evaluate
@@ -26,14 +29,24 @@ def train_and_score(model: str, run_dir: str | Path, *, recipe: str = "quick", b
     from sew.data.synth import default_corpus
     from sew.data.text import Vocabulary
 
-    overrides = [f"model={model}", f"train.seed={seed}", "data.valid_split=null"]
+    run = Path(run_dir)
+    start = time.perf_counter()
+    init, pretrain_updates = model, None
+    if pretrain_minutes:
+        from sew.pretrain.recipe import load_recipe as load_pretrain_recipe
+        from sew.pretrain.run import pretrain
+
+        torch.manual_seed(seed)
+        recipe_overrides = [f"model={model}", f"train.seed={seed}", f"train.max_minutes={pretrain_minutes}"]
+        pretrain_updates = pretrain(load_pretrain_recipe(pretrain_recipe, recipe_overrides), data,
+                                    run / "pretrain", progress=progress).update
+        init = str(run / "pretrain" / "final")
+    overrides = [f"model={init}", f"train.seed={seed}", "data.valid_split=null"]
     if budget_minutes is not None:
         overrides.append(f"train.max_minutes={budget_minutes}")
     if max_updates is not None:
         overrides.append(f"train.max_update={max_updates}")
-    run = Path(run_dir)
     torch.manual_seed(seed)
-    start = time.perf_counter()
     state = finetune(load_recipe(recipe, overrides + list(extra or [])), data, run, progress=progress)
     wall = time.perf_counter() - start
     trained = sew.load_model(run / "final")
@@ -53,6 +66,7 @@ def train_and_score(model: str, run_dir: str | Path, *, recipe: str = "quick", b
     return {
         "model": model, "family": trained.config.family, "seed": seed, "recipe": recipe,
         "budget_minutes": budget_minutes, "max_updates": max_updates, "updates": state.update,
+        "pretrain_minutes": pretrain_minutes, "pretrain_updates": pretrain_updates,
         "train_seconds": round(state.elapsed_seconds, 1), "wall_seconds": round(wall, 1),
         "wer": round(100 * result.summary["wer"], 2), "cer": round(100 * result.summary["cer"], 2),
         "test_utterances": len(dataset), "decode_seconds": result.summary["decode_seconds"], **scores,

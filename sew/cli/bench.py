@@ -133,10 +133,11 @@ def run_wer(args) -> int:
     for name in args.models:
         runs = [train_and_score(name, out / "runs" / f"{name}-seed{args.seed + k}", recipe=args.recipe,
                                 budget_minutes=args.budget_minutes, max_updates=args.max_updates, seed=args.seed + k,
-                                data=args.data, progress=not args.no_progress, variants=args.variants)
+                                data=args.data, progress=not args.no_progress, variants=args.variants,
+                                pretrain_minutes=args.pretrain_minutes)
                 for k in range(args.repeats)]
         rows.append(summarize_repeats(runs))
-    columns = [("model", "model"), ("family", "family"), ("updates", "updates"), ("train_seconds", "train s"),
+    columns = [("model", "model"), ("family", "family"), ("pretrain_updates", "pretrain updates"), ("updates", "updates"), ("train_seconds", "train s"),
                ("wer", "WER %"), ("wer_std", "WER sd"), ("cer", "CER %"), ("cer_std", "CER sd"),
                *[(f"{m}_{v}", f"{m.upper()} {v} %") for v in args.variants for m in ("wer", "cer")]]
     table = markdown_table(rows, columns)
@@ -182,6 +183,9 @@ def add_parser(sub) -> None:
     wer.add_argument("--recipe", default="quick", help="fine-tuning preset or YAML (default: quick)")
     wer.add_argument("--budget-minutes", type=float, default=7.5, help="training minutes per model (default: 7.5)")
     wer.add_argument("--max-updates", type=int, default=None, help="also stop after this many updates")
+    wer.add_argument("--pretrain-minutes", type=float, default=None,
+                     help="pretrain each model (the quick pretraining recipe) this long before fine-tuning "
+                          "(default: none, fine-tune from random initialisation)")
     wer.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
     wer.add_argument("--repeats", type=int, default=1, help="runs per model; mean and spread are reported (default: 1)")
     wer.add_argument("--data", default=None, help="corpus (default: the built-in corpus)")

@@ -75,3 +75,17 @@ def test_cli_compare_exits_nonzero_and_says_why(run, corpus, tmp_path, capsys):
     assert code == 1
     out = capsys.readouterr().out
     assert "worse than" in out and "w2v2-micro: WER rose from 1.00%" in out
+
+
+def test_wer_with_pretraining_first(corpus, tmp_path):
+    code = main(["bench", "wer", "--models", "sew-d-micro", "--pretrain-minutes", "0.02", "--max-updates", "2",
+                 "--budget-minutes", "0.5", "--data", str(corpus), "--out", str(tmp_path), "--no-progress",
+                 "--threads", "1"])
+    assert code == 0
+    (run,) = list(tmp_path.iterdir())
+    (row,) = json.loads((run / "results.json").read_text())["wer"]
+    assert row["pretrain_updates"] >= 1 and row["updates"] == 2 and row["pretrain_minutes"] == 0.02
+    pretrained = run / "runs" / "sew-d-micro-seed0" / "pretrain" / "final"
+    assert (pretrained / "model.safetensors").is_file()
+    recipe = json.loads((run / "runs" / "sew-d-micro-seed0" / "recipe.json").read_text())
+    assert recipe["model"] == str(pretrained)  # fine-tuning started from the pretrained encoder
