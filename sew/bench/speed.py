@@ -194,8 +194,11 @@ def transformers_forward(hf_model, frame_lengths):
 def transformers_twin(model, device, dtype):
     """``transformers``' implementation of ``model``'s architecture holding the same weights."""
     from transformers import AutoModelForCTC
+    from transformers.utils import logging as hf_logging
 
     from sew.interop import export_hf
+
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar per model would break up the bench output
 
     with tempfile.TemporaryDirectory() as tmp:
         export_hf(model, tmp)
