@@ -33,6 +33,10 @@ def export_onnx(model, path: str | Path, *, max_seconds: float = 3600.0, opset: 
         import onnxscript  # noqa: F401  (the exporter needs it)
     except ImportError as err:
         raise ValueError(ONNX_HINT) from err
+    import logging
+
+    # "torchvision is not installed. Skipping torchvision::..." lines: noise for our graphs.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     wrapper = ExportWrapper(model.eval()).eval()
