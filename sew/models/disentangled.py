@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sew.models.lengths import compiling
+from sew.models.linear import Linear
 from sew.models.transformer import MultiHeadAttention, attend, TransformerLayer, TransformerStack, merge_heads, split_heads
 
 
@@ -121,9 +122,9 @@ class DisentangledAttention(MultiHeadAttention):
         inner = heads * self.head_size
         if not share_att_key:
             if self.c2p:
-                self.pos_k_proj = nn.Linear(dim, inner)
+                self.pos_k_proj = Linear(dim, inner)
             if self.p2c:
-                self.pos_q_proj = nn.Linear(dim, inner)
+                self.pos_q_proj = Linear(dim, inner)
         self.position_dropout = position_dropout
 
     def _position_keys(self, table: torch.Tensor, which: str) -> torch.Tensor:

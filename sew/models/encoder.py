@@ -16,6 +16,7 @@ from sew.models.context import SqueezeContextNetwork, Wav2Vec2ContextNetwork, fi
 from sew.models.disentangled import DisentangledAttention, DisentangledTransformer
 from sew.models.features import ConvFeatureExtractor
 from sew.models.lengths import compiling, lengths_to_mask
+from sew.models.linear import Linear
 from sew.models.transformer import MultiHeadAttention, TransformerLayer, TransformerStack
 
 
@@ -35,7 +36,7 @@ class CTCHead(nn.Module):
     def __init__(self, dim: int, vocab_size: int, dropout: float = 0.0):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
-        self.proj = nn.Linear(dim, vocab_size)
+        self.proj = Linear(dim, vocab_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(self.dropout(x))
@@ -95,7 +96,7 @@ class SpeechEncoder(nn.Module):
         self.feature_extractor = ConvFeatureExtractor(cfg.conv_layers, cfg.conv_norm, cfg.conv_bias)
         self.feature_norm = nn.LayerNorm(cfg.conv_dim, eps=cfg.feature_layer_norm_eps)
         has_projection = cfg.conv_dim != d or cfg.family == "wav2vec2"
-        self.feature_projection = nn.Linear(cfg.conv_dim, d) if has_projection else None
+        self.feature_projection = Linear(cfg.conv_dim, d) if has_projection else None
         self.feature_dropout = nn.Dropout(cfg.feature_dropout)
         self.mask_embedding = nn.Parameter(torch.empty(d).uniform_())
         transformer = build_transformer(cfg)

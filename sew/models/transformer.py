@@ -7,6 +7,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sew.models.lengths import compiling
+from sew.models.linear import Linear
 
 
 def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -42,10 +43,10 @@ class MultiHeadAttention(nn.Module):
         self.heads = heads
         self.head_size = head_size or dim // heads
         inner = heads * self.head_size
-        self.q_proj = nn.Linear(dim, inner)
-        self.k_proj = nn.Linear(dim, inner)
-        self.v_proj = nn.Linear(dim, inner)
-        self.out_proj = nn.Linear(inner, dim)
+        self.q_proj = Linear(dim, inner)
+        self.k_proj = Linear(dim, inner)
+        self.v_proj = Linear(dim, inner)
+        self.out_proj = Linear(inner, dim)
         self.dropout = dropout
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None, **_) -> torch.Tensor:
@@ -62,8 +63,8 @@ class FeedForward(nn.Module):
 
     def __init__(self, dim: int, hidden: int, activation_dropout: float = 0.0, dropout: float = 0.0):
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc1 = Linear(dim, hidden)
+        self.fc2 = Linear(hidden, dim)
         self.activation_dropout = nn.Dropout(activation_dropout)
         self.dropout = nn.Dropout(dropout)
 
