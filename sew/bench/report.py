@@ -25,6 +25,7 @@ def markdown_table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
         cells = []
         for k, _ in present:
             v = r.get(k, "")
+            v = "n/a" if v is None else v
             cells.append(f"{v:.3g}" if isinstance(v, float) and k == "rtf" else str(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
