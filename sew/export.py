@@ -1,6 +1,9 @@
-"""Export to ONNX with dynamic batch and time axes, checked against PyTorch with onnxruntime.
+"""Deployment: ONNX export (checked against PyTorch with onnxruntime) and the inference backends.
 
-The graph takes ``waveforms [batch, samples]`` float32 and ``lengths [batch]`` int64 and returns
+``inference_backend`` puts a model behind ``torch`` (as is), ``bf16``, ``int8`` (dynamic
+quantisation of the linear layers) or ``onnx`` (ONNX Runtime), with the same call signature.
+
+The ONNX graph takes ``waveforms [batch, samples]`` float32 and ``lengths [batch]`` int64 and returns
 ``logits [batch, frames, vocab]`` (or ``hidden [batch, frames, dim]`` without a CTC head) and
 ``frames [batch]``, the valid frame counts. Needs the ``onnx`` extra (onnx, onnxscript, onnxruntime).
 """
@@ -89,6 +92,43 @@ def check_onnx(path: str | Path, model, shapes=((1, 8000), (3, 23456), (2, 80000
     return worst
 
 
+BACKENDS = ("torch", "bf16", "int8", "onnx")
+
+
+def quantize_int8(model):
+    """A copy of ``model`` with every Linear layer dynamically quantised to int8 (CPU)."""
+    import copy
+    import warnings
+
+    from sew.models.linear import Linear
+
+    model = copy.deepcopy(model)
+    for module in model.modules():
+        if isinstance(module, Linear):  # quantize_dynamic matches the exact class
+            module.__class__ = torch.nn.Linear
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+
+
+def inference_backend(model, backend: str, model_dir: str | Path | None = None, *, onnx_file=None, log=print):
+    """``model`` (eval mode) behind ``backend``, never changing ``model`` itself: ``torch`` returns it,
+    ``bf16`` a bfloat16 copy, ``int8`` a quantised copy (CPU), ``onnx`` an ``OnnxEncoder`` on ``onnx_file``
+    (default ``model_dir/model.onnx``, exported when missing or older than the weights; CPU)."""
+    import copy
+
+    model = model.eval()
+    if backend == "torch":
+        return model
+    if backend == "bf16":
+        return copy.deepcopy(model).to(torch.bfloat16)
+    if backend == "int8":
+        return quantize_int8(model.cpu())
+    if backend == "onnx":
+        return load_onnx_model(model_dir, onnx_file, model=model, log=log)
+    raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
 class OnnxEncoder:
     """An exported model behind the same call as ``SpeechEncoder``: ``model(waveforms, lengths)`` gives an
     ``EncoderOutput`` with ``logits`` (or ``last_hidden_state``) and ``lengths``, so evaluation and
@@ -102,10 +142,7 @@ class OnnxEncoder:
         self.session = onnx_session(self.path, threads)
         self.config = model.config
         self.has_head = model.ctc_head is not None
-        self._lengths = model.output_lengths
-
-    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        return self._lengths(lengths)
+        self.output_lengths = model.output_lengths
 
     def eval(self):
         return self

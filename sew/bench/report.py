@@ -53,9 +53,9 @@ def merged_table(speed: list[dict], wer: list[dict]) -> str:
             row["sew_speedup_vs_transformers"] = twin["sew_speedup_vs_transformers"]
         scored = next((w for w in wer if w["model"] == r["model"]), None)
         if scored:
-            keys = {k for k, _ in MERGED_COLUMNS} & {"updates", "wer", "wer_std", "cer", "cer_std"} | {
-                k for k in scored if k.startswith(("wer_", "cer_")) and not k.endswith(("_std", "_runs"))}
-            row.update({k: scored[k] for k in keys if k in scored})
+            # updates, WER / CER with their spread, and the backend variants (wer_int8, ...)
+            row.update({k: v for k, v in scored.items()
+                        if k == "updates" or (k.startswith(("wer", "cer")) and not k.endswith("_runs"))})
         rows.append(row)
     return markdown_table(rows, MERGED_COLUMNS)
 

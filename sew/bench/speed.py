@@ -22,6 +22,7 @@ import torch
 
 from sew.asr.decode import greedy_ids
 from sew.bench.flops import SAMPLE_RATE, encoder_macs
+from sew.export import quantize_int8
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "int8": torch.float32}
 
@@ -270,23 +271,6 @@ def machine_info(device: torch.device, threads: int) -> dict:
     return info
 
 
-def quantize_int8(model):
-    """Dynamic int8 quantisation of every Linear layer (weights int8, activations quantised per batch; CPU)."""
-    import warnings
-
-    import copy
-
-    from sew.models.linear import Linear
-
-    model = copy.deepcopy(model)
-    for module in model.modules():
-        if isinstance(module, Linear):  # quantize_dynamic matches the exact class
-            module.__class__ = torch.nn.Linear
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
-
-
 def prepare(model, setup: SpeedSetup):
     """``model`` on the device in the benchmark's dtype (int8: float32 with quantised linear layers)."""
     model = model.to(device=torch.device(setup.device), dtype=DTYPES[setup.dtype]).eval()
@@ -321,7 +305,8 @@ def measure(name: str, model, setup: SpeedSetup, reference: bool = True) -> list
     rows = []
     medians = time_alternating([c[2] for c in candidates], inputs, device, setup)
     for (label, implementation, forward), seconds in zip(candidates, medians):
-        memory = peak_memory(forward, inputs, device) if implementation != "onnxruntime" else 0
+        # ONNX Runtime allocates outside the malloc heap that PeakMemory reads: not measured.
+        memory = None if implementation == "onnxruntime" else peak_memory(forward, inputs, device)
         rows.append({
             "model": label, "implementation": implementation, "family": model.config.family,
             "params_m": round(float_model.num_parameters() / 1e6, 2), "dtype": setup.dtype,
@@ -329,8 +314,7 @@ def measure(name: str, model, setup: SpeedSetup, reference: bool = True) -> list
             "ms_per_utterance": round(1000 * seconds / len(setup.lengths), 2),
             "audio_s_per_s": round(audio_s / seconds, 2), "rtf": round(seconds / audio_s, 5),
             "achieved_gflops": round(2 * macs / seconds / 1e9, 1),
-            # ONNX Runtime allocates outside the malloc heap that PeakMemory reads: not measured.
-            "peak_memory_mb": None if implementation == "onnxruntime" else round(memory / 2**20, 1),
+            "peak_memory_mb": None if memory is None else round(memory / 2**20, 1),
             "grid_ms": grid_latency(forward, setup, device, dtype) if setup.grid else {},
         })
     return rows

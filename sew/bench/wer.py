@@ -28,6 +28,7 @@ def train_and_score(model: str, run_dir: str | Path, *, recipe: str = "quick", b
     from sew.data.corpus import read_corpus
     from sew.data.synth import default_corpus
     from sew.data.text import Vocabulary
+    from sew.export import inference_backend
 
     run = Path(run_dir)
     start = time.perf_counter()
@@ -57,7 +58,7 @@ def train_and_score(model: str, run_dir: str | Path, *, recipe: str = "quick", b
         result = evaluate(trained, dataset, references, make_decoder(vocab), rows=False)
     scores = {}
     for variant in variants:
-        backend = variant_model(variant, trained, run / "final")
+        backend = inference_backend(trained, variant, run / "final")
         with torch.inference_mode():
             summary = evaluate(backend, dataset, references, make_decoder(vocab), rows=False).summary
         scores[f"wer_{variant}"] = round(100 * summary["wer"], 2)
@@ -72,26 +73,6 @@ def train_and_score(model: str, run_dir: str | Path, *, recipe: str = "quick", b
         "test_utterances": len(dataset), "decode_seconds": result.summary["decode_seconds"], **scores,
         "run_dir": str(run),
     }
-
-
-VARIANTS = ("bf16", "int8", "onnx")
-
-
-def variant_model(variant: str, model, model_dir: Path):
-    """``model`` behind another inference backend (see ``train_and_score``)."""
-    import copy
-
-    if variant == "bf16":
-        return copy.deepcopy(model).to(torch.bfloat16).eval()
-    if variant == "int8":
-        from sew.bench.speed import quantize_int8
-
-        return quantize_int8(copy.deepcopy(model).eval())
-    if variant == "onnx":
-        from sew.export import load_onnx_model
-
-        return load_onnx_model(model_dir, model=model)
-    raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
 
 
 def summarize_repeats(rows: list[dict]) -> dict:

@@ -7,6 +7,8 @@ import os
 
 import torch
 
+from sew.export import BACKENDS
+
 SPEED_MODELS = ["sew-d-micro", "sew-micro", "w2v2-micro"]
 
 
@@ -168,7 +170,7 @@ def add_parser(sub) -> None:
                    help="exit non-zero when a speed ratio or WER/CER is worse than this earlier results.json")
     p.add_argument("--tolerance", type=float, default=10.0, help="allowed worsening in percent for --compare (default: 10)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars while training")
-    p.add_argument("--variants", nargs="*", default=None, choices=["bf16", "int8", "onnx"],
+    p.add_argument("--variants", nargs="*", default=None, choices=BACKENDS[1:],
                    help="also score the trained models through these backends (default: the profile's; quick: bf16 int8)")
     p.set_defaults(func=run_main)
     bench = p.add_subparsers(dest="bench_command", metavar="BENCH")
@@ -192,7 +194,7 @@ def add_parser(sub) -> None:
     wer.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     wer.add_argument("--out", default="results", help="results go to OUT/<timestamp>/ (default: results)")
     wer.add_argument("--no-progress", action="store_true", help="no progress bars while training")
-    wer.add_argument("--variants", nargs="*", default=[], choices=["bf16", "int8", "onnx"],
+    wer.add_argument("--variants", nargs="*", default=[], choices=BACKENDS[1:],
                      help="also score each trained model in bfloat16, as int8 (dynamic quantisation) and/or through ONNX "
                           "Runtime: the WER change of deployment (default: none)")
     wer.set_defaults(func=run_wer)

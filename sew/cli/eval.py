@@ -6,8 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-
-BACKENDS = ("torch", "bf16", "int8", "onnx")
+from sew.export import BACKENDS, inference_backend
 
 
 def load_ctc_model(model_dir, vocab_path=None, device: str | None = None, backend: str = "torch",
@@ -32,22 +31,14 @@ def load_ctc_model(model_dir, vocab_path=None, device: str | None = None, backen
     if len(vocab) != model.config.vocab_size:
         raise ValueError(f"{source}: {len(vocab)} symbols but the model's CTC head has {model.config.vocab_size}; "
                          "pass the vocabulary the model was fine-tuned with")
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend not in ("torch", "bf16"):
+    if backend in ("int8", "onnx"):
         if device not in (None, "cpu"):
             raise ValueError(f"--backend {backend} runs on the CPU; drop --device {device} or use --backend torch")
-        if backend == "int8":
-            from sew.bench.speed import quantize_int8
-
-            return quantize_int8(model.eval()), vocab, "cpu"
-        from sew.export import load_onnx_model
-
-        return load_onnx_model(model_dir, onnx_file, model=model, log=lambda m: print(m, file=sys.stderr)), vocab, "cpu"
+        device = "cpu"
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if backend == "bf16":
-        model = model.to(torch.bfloat16)
-    return model.to(device).eval(), vocab, device
+    model = inference_backend(model.to(device), backend, model_dir, onnx_file=onnx_file,
+                              log=lambda m: print(m, file=sys.stderr))
+    return model, vocab, device
 
 
 def make_decoder_or_explain(vocab, args):

@@ -58,8 +58,7 @@ class Linear(nn.Linear):
         return self.__dict__["_packed"]
 
     def __getstate__(self):  # deepcopy / pickling: the cache is rebuilt on demand
-        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
-        state = dict(state)
+        state = self.__dict__.copy()
         state.pop("_packed", None)
         state.pop("_packed_key", None)
         return state
