@@ -166,21 +166,23 @@ class DisentangledAttention(MultiHeadAttention):
                 pos_q = self._position_keys(table, "q")[:, index.by_offset.flip(0)]
                 terms.append(self._offset_scores(k, pos_q, 0, t).transpose(-1, -2))
             return terms[0] + terms[1] if len(terms) == 2 else terms[0]
-        bias = q.new_empty(b, self.heads, t, t)
         blocks = row_blocks(t)
         if self.c2p:
+            bias = q.new_empty(b, self.heads, t, t)
             pos_k = self._position_keys(table, "k")[:, index.by_offset]  # [heads, 2T-1, d]
             for start, end in blocks:
                 bias[:, :, start:end] = self._offset_scores(q, pos_k, start, end)
         if self.p2c:
-            # Offsets reversed, so key j meets query i at column i - j + T - 1: same views, transposed.
+            # Offsets reversed, so key j meets query i at column i - j + T - 1: the same views give
+            # the term keys-by-queries. It is written that way and added transposed in one pass
+            # (column blocks read transposed cost about three times as much).
             pos_q = self._position_keys(table, "q")[:, index.by_offset.flip(0)]
+            by_key = q.new_empty(b, self.heads, t, t)
             for start, end in blocks:
-                term = self._offset_scores(k, pos_q, start, end).transpose(-1, -2)
-                if self.c2p:
-                    bias[..., start:end] += term
-                else:
-                    bias[..., start:end] = term
+                by_key[:, :, start:end] = self._offset_scores(k, pos_q, start, end)
+            if not self.c2p:
+                return by_key.transpose(-1, -2).contiguous()
+            bias.add_(by_key.transpose(-1, -2))
         return bias
 
     def position_bias_reference(self, q: torch.Tensor, k: torch.Tensor, table: torch.Tensor,

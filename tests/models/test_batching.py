@@ -74,3 +74,21 @@ def test_layerdrop_and_dropout_only_in_training(preset):
     torch.manual_seed(1)
     b = model(x).last_hidden_state
     assert not torch.equal(a, b)
+
+
+@pytest.mark.parametrize("norm", ["group", "layer"])
+def test_feature_extractor_one_by_one_equals_batched(norm):
+    """CPU inference runs the conv stack utterance by utterance; the batched path (training) agrees."""
+    torch.manual_seed(0)
+    model = sew.build_model("sew-d-micro", conv_norm=norm, conv_bias=norm == "layer")
+    extractor = model.feature_extractor
+    _, batch, lengths = padded_batch(LENGTHS)
+    with torch.no_grad():
+        assert extractor.one_by_one(batch) and not extractor.one_by_one(batch[:1])
+        each, each_lengths = extractor(batch, lengths)
+    assert not extractor.one_by_one(batch)  # gradients on: batched
+    batched, batched_lengths = extractor(batch, lengths)
+    assert torch.equal(each_lengths, batched_lengths) and each.shape == batched.shape
+    for i, n in enumerate(each_lengths.tolist()):
+        assert (each[i, :, :n] - batched[i, :, :n]).abs().max() <= 1e-5
+        assert each[i, :, n:].abs().max() == 0 if n < each.shape[-1] else True
