@@ -22,6 +22,7 @@ import torch
 
 import sew
 from sew.bench.speed import SpeedSetup, time_alternating
+from sew.runtime import keep_freed_memory
 
 
 def bench_one(name: str, batch: int, seconds: float, warmup: int, repeats: int) -> dict:
@@ -56,10 +57,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs first")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs; the median is reported")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc malloc at its defaults (by default freed memory is kept, as `sew` does: sew.runtime)")
     args = parser.parse_args()
+    malloc = "default" if args.default_malloc or not keep_freed_memory() else "heap kept"
 
     torch.set_num_threads(args.threads)
-    machine = f"{platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}"
+    machine = (f"{platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}, "
+               f"malloc {malloc}")
     print(f"# {machine}; batch {args.batch} x {args.seconds:g} s; median of {args.repeats}")
     rows = []
     for name in args.models:

@@ -23,6 +23,7 @@ import torch
 from sew.asr.decode import greedy_ids
 from sew.bench.flops import SAMPLE_RATE, encoder_macs
 from sew.export import quantize_int8
+from sew.runtime import malloc_tuned
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "int8": torch.float32}
 
@@ -259,7 +260,8 @@ def machine_info(device: torch.device, threads: int) -> dict:
     except (OSError, StopIteration):
         pass
     info = {"cpu": cpu, "cpu_count": os.cpu_count(), "threads": threads, "torch": torch.__version__,
-            "python": platform.python_version(), "device": str(device)}
+            "python": platform.python_version(), "device": str(device),
+            "malloc": "heap kept (sew.runtime)" if malloc_tuned() else "default"}
     try:
         import transformers
 

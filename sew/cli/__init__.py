@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from sew.runtime import keep_freed_memory
+
 COMMANDS = ["models", "convert", "data", "pretrain", "finetune", "eval", "transcribe", "bench", "export"]
 
 
@@ -30,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # Reuse freed heap memory instead of page-faulting fresh buffers every forward pass (sew.runtime).
+    keep_freed_memory()
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as err:

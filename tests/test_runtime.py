@@ -1,0 +1,45 @@
+"""sew.runtime: glibc keeps large freed buffers in its heap instead of mapping them afresh."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sew.bench.speed import heap_bytes_reader
+
+SCRIPT = """
+import ctypes, sys, torch
+from sew.runtime import keep_freed_memory, malloc_tuned
+applied = keep_freed_memory() if sys.argv[1] == "tune" else False
+class Info(ctypes.Structure):
+    _fields_ = [(f"f{i}", ctypes.c_size_t) for i in range(10)]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Info
+before = libc.mallinfo2().f4  # hblkhd: bytes in mmapped blocks
+x = torch.ones(64 * 2**20 // 4)  # 64 MiB, above glibc's largest mmap threshold
+print(int(applied), int(malloc_tuned()), libc.mallinfo2().f4 - before)
+"""
+
+
+@pytest.mark.skipif(heap_bytes_reader() is None, reason="needs glibc")
+@pytest.mark.parametrize("mode", ["tune", "default"])
+def test_keep_freed_memory_serves_large_blocks_from_the_heap(mode):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | {"SEW_MALLOC_TUNING": "1"}
+    out = subprocess.run([sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True, check=True,
+                         env=env).stdout.split()
+    applied, tuned, mapped = int(out[0]), int(out[1]), int(out[2])
+    if mode == "tune":
+        assert applied == tuned == 1 and mapped == 0
+    else:
+        assert applied == tuned == 0 and mapped >= 64 * 2**20
+
+
+def test_opt_out(monkeypatch):
+    import sew.runtime as runtime
+
+    monkeypatch.setattr(runtime, "_applied", False)
+    monkeypatch.setenv("SEW_MALLOC_TUNING", "0")
+    assert runtime.keep_freed_memory() is False
