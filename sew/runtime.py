@@ -10,7 +10,7 @@ heap kept (SEW-D-mid's: 177 against 107 ms).
 ``keep_freed_memory()`` tells glibc to serve every block from its heap and not to trim it, so freed
 buffers are reused without faults. The cost: the process keeps its peak heap until it exits. The
 ``sew`` command applies it at start (``SEW_MALLOC_TUNING=0`` opts out); a library user calls it,
-or sets ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=<large>`` in the environment, or preloads
+or sets ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647`` in the environment, or preloads
 jemalloc / tcmalloc, which do the same job.
 """
 
@@ -37,7 +37,8 @@ def keep_freed_memory() -> bool:
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
-        ok = libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, 2**62) == 1
+        # mallopt takes a C int: the largest trim threshold is INT_MAX (2 GiB of free heap top).
+        ok = libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
     except (OSError, AttributeError):
         return False
     _applied = ok
