@@ -22,7 +22,7 @@ import torch
 
 import sew
 from sew.bench.speed import SpeedSetup, time_alternating
-from sew.runtime import keep_freed_memory
+from sew.runtime import keep_freed_memory, malloc_tuned
 
 
 def bench_one(name: str, batch: int, seconds: float, warmup: int, repeats: int) -> dict:
@@ -60,7 +60,9 @@ def main() -> None:
     parser.add_argument("--default-malloc", action="store_true",
                         help="leave glibc malloc at its defaults (by default freed memory is kept, as `sew` does: sew.runtime)")
     args = parser.parse_args()
-    malloc = "default" if args.default_malloc or not keep_freed_memory() else "heap kept"
+    if not args.default_malloc:
+        keep_freed_memory()
+    malloc = "heap kept" if malloc_tuned() else "default"
 
     torch.set_num_threads(args.threads)
     machine = (f"{platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}, "

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sew.models.lengths import compiling, conv_output_lengths, lengths_to_mask
+from sew.models.lengths import compiling, conv_output_lengths, eager_cpu_inference, lengths_to_mask
 
 # The two stacks of the paper, as (channels, kernel, stride).
 WAV2VEC2_CONV_LAYERS = [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2
@@ -122,6 +122,9 @@ class ConvFeatureExtractor(nn.Module):
         """
         if self.one_by_one(waveforms):
             return self._forward_each(waveforms, lengths)
+        return self._forward_batch(waveforms, lengths)
+
+    def _forward_batch(self, waveforms: torch.Tensor, lengths: torch.Tensor | None):
         x = waveforms[:, None, :]  # [batch, 1, samples]
         # lengths=None: nothing is padded. Valid frames only see valid samples, so only the
         # first layer's GroupNorm (statistics over time) needs to know the lengths.
@@ -139,8 +142,7 @@ class ConvFeatureExtractor(nn.Module):
     @staticmethod
     def one_by_one(waveforms: torch.Tensor) -> bool:
         """Whether ``forward`` takes the utterance-by-utterance path (CPU inference, eager, batch > 1)."""
-        return (waveforms.shape[0] > 1 and waveforms.device.type == "cpu" and not torch.is_grad_enabled()
-                and not compiling() and not torch.onnx.is_in_onnx_export() and not torch.jit.is_tracing())
+        return waveforms.shape[0] > 1 and eager_cpu_inference(waveforms)
 
     def _forward_each(self, waveforms: torch.Tensor, lengths: torch.Tensor | None):
         batch, samples = waveforms.shape
@@ -151,8 +153,5 @@ class ConvFeatureExtractor(nn.Module):
         out = waveforms.new_zeros(batch, self.specs[-1][0], frames)
         for i, (n, f) in enumerate(zip(lengths.tolist(), frame_lengths.tolist())):
             if f > 0:
-                x = waveforms[i: i + 1, None, :n]
-                for layer in self.layers:
-                    x = layer(x, None)
-                out[i, :, :f] = x[0]
+                out[i, :, :f] = self._forward_batch(waveforms[i: i + 1, :n], None)[0][0]
         return out, frame_lengths

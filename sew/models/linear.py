@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sew.models.lengths import compiling
+from sew.models.lengths import eager_cpu_inference
 
 _AVAILABLE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 _enabled = os.environ.get("SEW_PACKED_LINEAR", "1") != "0"
@@ -43,9 +43,7 @@ class Linear(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight
-        if (_enabled and _AVAILABLE and not torch.is_grad_enabled() and x.device.type == "cpu"
-                and x.dtype == w.dtype and x.dtype in _DTYPES and not compiling()
-                and not torch.onnx.is_in_onnx_export() and not torch.jit.is_tracing()):
+        if _enabled and _AVAILABLE and x.dtype == w.dtype and x.dtype in _DTYPES and eager_cpu_inference(x):
             return torch.ops.mkldnn._linear_pointwise(x, self._packed_weight(), self.bias, "none", [], "")
         return F.linear(x, w, self.bias)
 
