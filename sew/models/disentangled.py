@@ -22,7 +22,8 @@ from torch.nn import functional as F
 
 from sew.models.lengths import compiling
 from sew.models.linear import Linear
-from sew.models.transformer import MultiHeadAttention, attend, TransformerLayer, TransformerStack, merge_heads, split_heads
+from sew.models.transformer import (MultiHeadAttention, TransformerLayer, TransformerStack, attend, attend_segments,
+                                    merge_heads, split_heads)
 
 
 def log_bucket_positions(relative: torch.Tensor, buckets: int, max_position: int) -> torch.Tensor:
@@ -102,6 +103,15 @@ def toeplitz_view(scores: torch.Tensor) -> torch.Tensor:
     return flat[..., rows - 1: rows - 1 + rows * (width - 1)].reshape(*lead, rows, width - 1)[..., :cols]
 
 
+def middle_offsets(pos: torch.Tensor | None, length: int) -> torch.Tensor | None:
+    """Rows of ``[heads, 2T-1, d]`` per-offset keys for a shorter length ``t``: the middle ``2t-1``
+    (a row's table entry depends on its offset only, not on T)."""
+    if pos is None:
+        return None
+    full = (pos.shape[1] + 1) // 2
+    return pos[:, full - length: full + length - 1]
+
+
 def row_blocks(length: int, min_block: int = 48, max_blocks: int = 4) -> list[tuple[int, int]]:
     """Split ``range(length)`` into a few near-equal blocks (one when short)."""
     n = max(1, min(max_blocks, length // min_block))
@@ -150,8 +160,17 @@ class DisentangledAttention(MultiHeadAttention):
         scores = torch.bmm(x_h, window.transpose(1, 2)).view(self.heads, b, rows, t + rows - 1)
         return toeplitz_view(scores).permute(1, 0, 2, 3)
 
-    def position_bias(self, q: torch.Tensor, k: torch.Tensor, table: torch.Tensor, index: RelativeIndex):
-        """Scaled c2p + p2c scores ``[batch, heads, T, T]``; ``q``, ``k`` are ``[batch, T, heads * d]``.
+    def offset_keys(self, table: torch.Tensor, index: RelativeIndex) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Projected table rows, one per offset ``[heads, 2T-1, d]``: for c2p by offset j - i, for p2c
+        reversed (by i - j); ``None`` for a term the layer does not have. A segment of ``t <= T``
+        frames uses the middle ``2t-1`` rows of either (``middle_offsets``)."""
+        pos_k = self._position_keys(table, "k")[:, index.by_offset] if self.c2p else None
+        pos_q = self._position_keys(table, "q")[:, index.by_offset.flip(0)] if self.p2c else None
+        return pos_k, pos_q
+
+    def position_bias(self, q: torch.Tensor, k: torch.Tensor, pos_k: torch.Tensor | None, pos_q: torch.Tensor | None):
+        """Scaled c2p + p2c scores ``[batch, heads, T, T]``; ``q``, ``k`` are ``[batch, T, heads * d]``,
+        ``pos_k``, ``pos_q`` the ``offset_keys`` for length T.
 
         Position scores are GEMMs (one per head, batch folded into rows) against the relative
         offsets, read out as Toeplitz views and written into one [batch, heads, T, T] tensor, by
@@ -161,22 +180,19 @@ class DisentangledAttention(MultiHeadAttention):
         if compiling():  # traced: one block and a plain sum (no host arithmetic on T, no slice writes)
             terms = []
             if self.c2p:
-                terms.append(self._offset_scores(q, self._position_keys(table, "k")[:, index.by_offset], 0, t))
+                terms.append(self._offset_scores(q, pos_k, 0, t))
             if self.p2c:
-                pos_q = self._position_keys(table, "q")[:, index.by_offset.flip(0)]
                 terms.append(self._offset_scores(k, pos_q, 0, t).transpose(-1, -2))
             return terms[0] + terms[1] if len(terms) == 2 else terms[0]
         blocks = row_blocks(t)
         if self.c2p:
             bias = q.new_empty(b, self.heads, t, t)
-            pos_k = self._position_keys(table, "k")[:, index.by_offset]  # [heads, 2T-1, d]
             for start, end in blocks:
                 bias[:, :, start:end] = self._offset_scores(q, pos_k, start, end)
         if self.p2c:
             # Offsets reversed, so key j meets query i at column i - j + T - 1: the same views give
             # the term keys-by-queries. It is written that way and added transposed in one pass
             # (column blocks read transposed cost about three times as much).
-            pos_q = self._position_keys(table, "q")[:, index.by_offset.flip(0)]
             by_key = q.new_empty(b, self.heads, t, t)
             for start, end in blocks:
                 by_key[:, :, start:end] = self._offset_scores(k, pos_q, start, end)
@@ -202,12 +218,24 @@ class DisentangledAttention(MultiHeadAttention):
         return bias
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None, table: torch.Tensor | None = None,
-                index: RelativeIndex | None = None, reference: bool = False, **_) -> torch.Tensor:
+                index: RelativeIndex | None = None, reference: bool = False,
+                segments: list[tuple[int, int]] | None = None, **_) -> torch.Tensor:
         q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        if segments is not None:  # packed utterances (TransformerStack's inference path)
+            bias_fn = None
+            if self.c2p or self.p2c:
+                pos_k, pos_q = self.offset_keys(table, index)
+
+                def bias_fn(qs, ks):
+                    t = qs.shape[1]
+                    return self.position_bias(qs, ks, middle_offsets(pos_k, t), middle_offsets(pos_q, t))
+            return self.out_proj(attend_segments(q, k, v, self.heads, segments, self.scale, bias_fn))
         attn_mask = None
         if self.c2p or self.p2c:
-            bias_fn = self.position_bias_reference if reference else self.position_bias
-            attn_mask = bias_fn(q, k, table, index)
+            if reference:
+                attn_mask = self.position_bias_reference(q, k, table, index)
+            else:
+                attn_mask = self.position_bias(q, k, *self.offset_keys(table, index))
             if key_mask is not None:
                 attn_mask = attn_mask.masked_fill(~key_mask[:, None, None, :], float("-inf"))
         elif key_mask is not None:

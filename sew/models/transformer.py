@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sew.models.lengths import compiling
+from sew.models.lengths import compiling, eager_cpu_inference
 from sew.models.linear import Linear
 
 
@@ -35,6 +35,21 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.T
     return torch.matmul(scores.softmax(-1), v)
 
 
+def attend_segments(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
+                    segments: list[tuple[int, int]], scale: float | None = None, bias_fn=None) -> torch.Tensor:
+    """Attention within each ``(start, end)`` segment of packed ``[1, N, heads * d]`` queries, keys and
+    values (no mask: a segment is one utterance's valid frames). ``bias_fn(q_seg, k_seg)`` gives an
+    additive ``[1, heads, t, t]`` bias. Returns ``[1, N, heads * d]``."""
+    y = torch.empty_like(v)
+    for start, end in segments:
+        qs, ks, vs = q[:, start:end], k[:, start:end], v[:, start:end]
+        bias = None if bias_fn is None else bias_fn(qs, ks)
+        out = F.scaled_dot_product_attention(split_heads(qs, heads), split_heads(ks, heads),
+                                             split_heads(vs, heads), attn_mask=bias, scale=scale)
+        y[:, start:end].view(1, end - start, heads, -1).copy_(out.transpose(1, 2))
+    return y
+
+
 class MultiHeadAttention(nn.Module):
     """Self-attention through ``scaled_dot_product_attention``; ``key_mask`` ``[batch, time]`` marks valid keys."""
 
@@ -49,7 +64,11 @@ class MultiHeadAttention(nn.Module):
         self.out_proj = Linear(inner, dim)
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None, **_) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None,
+                segments: list[tuple[int, int]] | None = None, **_) -> torch.Tensor:
+        if segments is not None:  # packed utterances (TransformerStack's inference path)
+            y = attend_segments(self.q_proj(x), self.k_proj(x), self.v_proj(x), self.heads, segments)
+            return self.out_proj(y)
         q = split_heads(self.q_proj(x), self.heads)
         k = split_heads(self.k_proj(x), self.heads)
         v = split_heads(self.v_proj(x), self.heads)
@@ -94,7 +113,13 @@ class TransformerLayer(nn.Module):
 
 
 class TransformerStack(nn.Module):
-    """Layers applied in turn, each skipped with probability ``layerdrop`` while training."""
+    """Layers applied in turn, each skipped with probability ``layerdrop`` while training.
+
+    A padded batch in eager CPU inference runs packed: the valid frames of all utterances are
+    stacked into one ``[1, N, dim]`` sequence, so the linear layers, norms and feed-forward blocks
+    do no work on padding, and attention runs utterance by utterance with no mask (``segments``).
+    Padded positions of the outputs are zero. Training, CUDA and tracing use the masked batch.
+    """
 
     def __init__(self, layers: list[TransformerLayer], layerdrop: float = 0.0):
         super().__init__()
@@ -106,6 +131,8 @@ class TransformerStack(nn.Module):
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None, return_states: bool = False):
         """``x`` ``[batch, time, dim]`` -> (output, the input and every layer's output when asked)."""
+        if key_mask is not None and not self.training and eager_cpu_inference(x):
+            return self._forward_packed(x, key_mask, return_states)
         inputs = self.attention_inputs(x, key_mask)
         states = [x] if return_states else None
         for layer in self.layers:
@@ -120,6 +147,25 @@ class TransformerStack(nn.Module):
             if return_states:
                 states.append(x)
         return x, states
+
+    def _forward_packed(self, x: torch.Tensor, key_mask: torch.Tensor, return_states: bool):
+        """Valid frames only (``key_mask`` is a prefix mask from lengths): see the class docstring."""
+        ends = key_mask.sum(1).cumsum(0).tolist()
+        inputs = self.attention_inputs(x, None)
+        inputs["segments"] = [(start, end) for start, end in zip([0] + ends[:-1], ends) if end > start]
+        packed = x[key_mask][None]
+
+        def unpack(y: torch.Tensor) -> torch.Tensor:
+            out = y.new_zeros(x.shape)
+            out[key_mask] = y[0]
+            return out
+
+        states = [x] if return_states else None
+        for layer in self.layers:
+            packed = layer(packed, **inputs)
+            if return_states:
+                states.append(unpack(packed))
+        return unpack(packed), states
 
 
 class PositionalConv(nn.Module):

@@ -32,6 +32,29 @@ def test_padded_batch_equals_single(preset, norm):
             assert out.last_hidden_state[i, n:].abs().max() == 0 if n < out.last_hidden_state.shape[1] else True
 
 
+@pytest.mark.parametrize("preset", ["sew-micro", "sew-d-micro", "w2v2-micro"])
+def test_packed_inference_equals_masked_batch(preset, monkeypatch):
+    """CPU inference packs a padded batch's valid frames (no work on padding); the masked batch
+    (what training and CUDA run) gives the same valid frames and hidden states."""
+    torch.manual_seed(0)
+    model = sew.build_model(preset, vocab_size=9).eval()
+    stack = model.context.transformer
+    calls = []
+    packed_forward = stack._forward_packed
+    monkeypatch.setattr(stack, "_forward_packed", lambda *a: calls.append(1) or packed_forward(*a))
+    _, batch, lengths = padded_batch(LENGTHS)
+    with torch.no_grad():
+        packed = model(batch, lengths, output_hidden_states=True)
+    assert calls == [1]
+    masked = model(batch, lengths, output_hidden_states=True)  # gradients on: the masked batch
+    assert calls == [1]
+    rate = model.config.squeeze_factor if model.config.squeezes else 1
+    for i, n in enumerate(packed.lengths.tolist()):
+        assert (packed.logits[i, :n] - masked.logits[i, :n]).abs().max() <= 1e-5
+        for a, b in zip(packed.hidden_states, masked.hidden_states):
+            assert torch.allclose(a[i, : n // rate], b[i, : n // rate], rtol=0, atol=1e-5)
+
+
 def test_normalized_input_is_batch_invariant():
     """Per-utterance waveform normalisation uses only the valid samples."""
     model = sew.build_model("sew-d-micro", conv_norm="layer", normalize_waveform=True).eval()

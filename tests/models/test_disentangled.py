@@ -98,3 +98,26 @@ def test_index_cached_under_inference_mode_still_trains():
         model.eval()(x)
     model.train()(x).last_hidden_state.sum().backward()
     assert model.context.transformer.layers[0].attention.q_proj.weight.grad is not None
+
+
+@pytest.mark.parametrize("pos_att_type,share", [(["c2p", "p2c"], True), (["c2p"], False), (["p2c"], True)])
+def test_segments_equal_each_utterance_alone(pos_att_type, share):
+    """Packed utterances (``segments``, the stack's inference path) use the middle offsets of the
+    longest length's table: each segment equals that utterance attended alone with its own table."""
+    torch.manual_seed(0)
+    dim, heads, buckets, max_pos = 48, 4, 32, 128
+    attn = DisentangledAttention(dim, heads, pos_att_type=pos_att_type, share_att_key=share).eval()
+    table_full = torch.randn(2 * buckets, dim)
+    lengths = [300, 1, 57, 140]  # 300 and 140 reach the log-bucketed rows
+    xs = [torch.randn(1, n, dim) for n in lengths]
+    t = max(lengths)
+    index = relative_index(t, buckets, max_pos)
+    ends = torch.tensor(lengths).cumsum(0).tolist()
+    segments = list(zip([0] + ends[:-1], ends))
+    with torch.no_grad():
+        packed = attn(torch.cat(xs, 1), table=table_full[index.lo:index.hi], index=index, segments=segments)
+        for x, (start, end) in zip(xs, segments):
+            alone_index = relative_index(x.shape[1], buckets, max_pos)
+            alone = reference_attention(attn, x, torch.ones(1, x.shape[1], dtype=torch.bool),
+                                        table_full[alone_index.lo:alone_index.hi], alone_index)
+            assert (packed[:, start:end] - alone).abs().max() <= 1e-5
