@@ -38,20 +38,21 @@ def packed_linear_enabled() -> bool:
     return _enabled and _AVAILABLE
 
 
-class Linear(nn.Linear):
-    """``nn.Linear`` whose CPU inference runs on oneDNN with a cached reordered weight (see the module)."""
+def packed_path(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether a product of ``x`` with ``weight`` takes the oneDNN inference path."""
+    return _enabled and _AVAILABLE and x.dtype == weight.dtype and x.dtype in _DTYPES and eager_cpu_inference(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight
-        if _enabled and _AVAILABLE and x.dtype == w.dtype and x.dtype in _DTYPES and eager_cpu_inference(x):
-            return torch.ops.mkldnn._linear_pointwise(x, self._packed_weight(), self.bias, "none", [], "")
-        return F.linear(x, w, self.bias)
 
-    def _packed_weight(self) -> torch.Tensor:
-        w = self.weight
-        key = (w.data_ptr(), w._version, w.dtype)
+class PackedWeightCache:
+    """Mixin for modules that multiply by a weight on the oneDNN path: the reordered copy of one
+    weight, cached and rebuilt whenever the weight changes (``data_ptr``, version, dtype)."""
+
+    def _packed_weight(self, weight: torch.Tensor, as_matrix=None) -> torch.Tensor:
+        """``weight`` (``as_matrix(weight)`` when given: ``[out, in]``) reordered for ``packed_linear``."""
+        key = (weight.data_ptr(), weight._version, weight.dtype)
         if self.__dict__.get("_packed_key") != key:
-            self.__dict__["_packed"] = torch.ops.mkldnn._reorder_linear_weight(w.detach(), None)
+            matrix = weight.detach() if as_matrix is None else as_matrix(weight.detach())
+            self.__dict__["_packed"] = torch.ops.mkldnn._reorder_linear_weight(matrix.contiguous(), None)
             self.__dict__["_packed_key"] = key
         return self.__dict__["_packed"]
 
@@ -60,3 +61,16 @@ class Linear(nn.Linear):
         state.pop("_packed", None)
         state.pop("_packed_key", None)
         return state
+
+
+def packed_linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+
+
+class Linear(PackedWeightCache, nn.Linear):
+    """``nn.Linear`` whose CPU inference runs on oneDNN with a cached reordered weight (see the module)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if packed_path(x, self.weight):
+            return packed_linear(x, self._packed_weight(self.weight), self.bias)
+        return F.linear(x, self.weight, self.bias)
