@@ -58,7 +58,12 @@ def test_cli_speed_writes_results(tmp_path, capsys):
     (run,) = list(tmp_path.iterdir())
     data = json.loads((run / "results.json").read_text())
     assert data["baseline"] == "w2v2-micro" and len(data["speed"]) == 2
-    assert data["machine"]["threads"] == 1 and data["machine"]["matmul_peak_gflops"] > 0
+    machine = data["machine"]
+    assert machine["threads"] == 1 and machine["matmul_peak_gflops"] > 0
+    # The peak is taken before and after the models, and the larger one kept.
+    assert machine["matmul_peak_gflops"] == max(machine["matmul_peak_gflops_before"], machine["matmul_peak_gflops_after"])
+    for r in data["speed"]:
+        assert r["peak_fraction"] == pytest.approx(r["achieved_gflops"] / machine["matmul_peak_gflops"], abs=1e-3)
     assert (run / "results.md").read_text().startswith("# Speed")
 
 
