@@ -8,7 +8,8 @@ and position-to-content (p2c) terms over log-bucketed relative positions:
 where ``Pk``/``Pq`` are the shared relative-embedding table projected by the key/query projections
 (``share_att_key``) or by their own ones, and ``r(i, j)`` is the table row of the bucketed offset
 ``i - j``. Both position terms are gathered into one additive bias and the whole attention runs
-through ``scaled_dot_product_attention``.
+through ``scaled_dot_product_attention``; packed utterances (``segments``, CPU inference) add the
+q.k scores into that bias and finish with softmax and a GEMM (``attend_segments``).
 """
 
 from __future__ import annotations
