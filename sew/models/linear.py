@@ -6,7 +6,8 @@ EPYC, 4744 x 768 by 768 x 3072: 291 GFLOP/s against 164 in float32, 810 against 
 bfloat16). ``Linear`` takes that path when nothing needs gradients (``torch.no_grad`` or
 ``torch.inference_mode``) on a CPU float32 / bfloat16 input, and ``F.linear`` otherwise (training,
 CUDA, ``torch.compile``, export). The reordered weight is cached and rebuilt whenever the weight
-changes (an optimiser step, ``load_state_dict``, ``.to(dtype)``); it costs one extra copy of the
+changes (an optimiser step, ``load_state_dict``, ``.to(dtype)``; fused optimisers and ``.data``
+writes leave no trace, so ``train()`` / ``eval()`` also drop it); it costs one extra copy of the
 linear weights in memory. The parameters and state-dict keys are those of ``nn.Linear``.
 
 ``set_packed_linear(False)`` (or ``SEW_PACKED_LINEAR=0``) turns the path off, e.g. to compare.
@@ -45,7 +46,17 @@ def packed_path(x: torch.Tensor, weight: torch.Tensor) -> bool:
 
 class PackedWeightCache:
     """Mixin for modules that multiply by a weight on the oneDNN path: the reordered copy of one
-    weight, cached and rebuilt whenever the weight changes (``data_ptr``, version, dtype)."""
+    weight, cached and rebuilt when the weight's storage, version counter or dtype changes, and
+    dropped by ``train()`` / ``eval()``. Writes that bypass the version counter (``weight.data``
+    edits, fused optimisers) are seen at the next ``eval()``, or call ``clear_packed_weight()``."""
+
+    def clear_packed_weight(self) -> None:
+        self.__dict__.pop("_packed", None)
+        self.__dict__.pop("_packed_key", None)
+
+    def train(self, mode: bool = True):
+        self.clear_packed_weight()
+        return super().train(mode)
 
     def _packed_weight(self, weight: torch.Tensor, as_matrix=None) -> torch.Tensor:
         """``weight`` (``as_matrix(weight)`` when given: ``[out, in]``) reordered for ``packed_linear``."""
@@ -57,7 +68,7 @@ class PackedWeightCache:
         return self.__dict__["_packed"]
 
     def __getstate__(self):  # deepcopy / pickling: the cache is rebuilt on demand
-        state = self.__dict__.copy()
+        state = super().__getstate__()
         state.pop("_packed", None)
         state.pop("_packed_key", None)
         return state

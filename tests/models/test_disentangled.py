@@ -103,7 +103,7 @@ def test_index_cached_under_inference_mode_still_trains():
 @pytest.mark.parametrize("pos_att_type,share", [(["c2p", "p2c"], True), (["c2p"], False), (["p2c"], True)])
 def test_segments_equal_each_utterance_alone(pos_att_type, share):
     """Packed utterances (``segments``, the stack's inference path) use the middle offsets of the
-    longest length's table: each segment equals that utterance attended alone with its own table."""
+    padded length's table: each segment equals that utterance attended alone with its own table."""
     torch.manual_seed(0)
     dim, heads, buckets, max_pos = 48, 4, 32, 128
     attn = DisentangledAttention(dim, heads, pos_att_type=pos_att_type, share_att_key=share).eval()

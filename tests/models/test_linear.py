@@ -74,6 +74,29 @@ def test_cache_follows_weight_updates_dtype_and_copies():
         assert half(x.bfloat16()).dtype == torch.bfloat16
 
 
+def test_cache_dropped_by_eval_and_not_pickled_after_compile():
+    """Writes that leave no version trace (``.data`` edits, fused optimisers) show at ``eval()``;
+    pickling keeps ``nn.Module``'s own rules (a compiled module pickles)."""
+    import pickle
+
+    from sew.models.features import ConvLayer
+
+    torch.manual_seed(0)
+    layer, conv = Linear(16, 16).eval(), ConvLayer(8, 16, 3, 2, None, True).eval()
+    x, frames = torch.randn(4, 16), torch.randn(20, 8)
+    with torch.no_grad():
+        layer(x), conv.forward_channels_last(frames)
+        layer.weight.data.mul_(0.5)
+        conv.conv.weight.data.mul_(0.5)
+        layer.eval(), conv.eval()
+        assert torch.allclose(layer(x), F.linear(x, layer.weight, layer.bias), atol=1e-5)
+        want = F.gelu(F.conv1d(frames.t()[None], conv.conv.weight, conv.conv.bias, stride=2))[0].t()
+        assert torch.allclose(conv.forward_channels_last(frames), want, atol=1e-5)
+    layer.compile()
+    clone = pickle.loads(pickle.dumps(layer))
+    assert "_packed" not in clone.__dict__ and "_compiled_call_impl" not in clone.__dict__
+
+
 def test_models_agree_with_the_mkl_path():
     torch.manual_seed(0)
     x, lengths = torch.randn(2, 20000) * 0.1, torch.tensor([20000, 13000])
