@@ -68,7 +68,8 @@ def run_profile(profile: Profile, out_root: str | Path = "results", *, seed: int
     """Speed and WER of every model of ``profile``; writes the result files and returns (directory, results)."""
     from sew.bench.plot import pareto_plot
     from sew.bench.report import merged_table, results_dir, write_results
-    from sew.bench.speed import SpeedSetup, add_ratios, machine_info, matmul_peak_gflops, measure, utterance_lengths
+    from sew.bench.speed import (SpeedSetup, add_ratios, machine_info, matmul_peak_gflops, measure,
+                                 set_peak_fractions, utterance_lengths)
     from sew.bench.wer import summarize_repeats, train_and_score
     from sew.cli.bench import load_for_bench
 
@@ -80,15 +81,16 @@ def run_profile(profile: Profile, out_root: str | Path = "results", *, seed: int
     setup = SpeedSetup(device=device, repeats=profile.speed_repeats, threads=torch.get_num_threads(),
                        lengths=utterance_lengths(profile.speed_utterances, seed))
     info = machine_info(torch.device(device), torch.get_num_threads())
-    info["matmul_peak_gflops"] = round(matmul_peak_gflops(torch.device(device), torch.float32), 1)
+    peak_before = matmul_peak_gflops(torch.device(device), torch.float32)
     speed, wer = [], []
     for name in profile.models:
         steps.step(f"{name}: speed")
         speed.extend(measure(name, load_for_bench(name), setup, reference=profile.reference))
     baseline = next((r["model"] for r in speed if r["family"] == "wav2vec2"), None)
     add_ratios(speed, baseline)
-    for r in speed:
-        r["peak_fraction"] = round(r["achieved_gflops"] / info["matmul_peak_gflops"], 3)
+    warning = set_peak_fractions(speed, info, torch.device(device), torch.float32, peak_before)
+    if warning:
+        print(warning, flush=True)
     for name in profile.models:
         runs = []
         for k in range(repeats):

@@ -33,7 +33,8 @@ def load_for_bench(spec: str):
 
 def run_speed(args) -> int:
     from sew.bench.report import SPEED_COLUMNS, markdown_table, results_dir, write_results
-    from sew.bench.speed import SpeedSetup, add_ratios, machine_info, matmul_peak_gflops, measure, utterance_lengths
+    from sew.bench.speed import (SpeedSetup, add_ratios, machine_info, matmul_peak_gflops, measure,
+                                 set_peak_fractions, utterance_lengths)
 
     threads = args.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -55,17 +56,9 @@ def run_speed(args) -> int:
             print(f"  {r['model']:16s} {r['implementation']:12s} {r['ms_per_utterance']:9.1f} ms/utt "
                   f"{r['audio_s_per_s']:7.1f} audio s/s  {r['achieved_gflops']:6.1f} GFLOP/s", flush=True)
         rows.extend(model_rows)
-    # The peak is measured again at the end and the larger kept: a shared machine that was slowed
-    # down while the first was taken would otherwise give fractions of peak above 1.
-    peak_after = matmul_peak_gflops(torch.device(device), peak_dtype)
-    peak = max(peak_before, peak_after)
-    info.update(matmul_peak_gflops=round(peak, 1), matmul_peak_gflops_before=round(peak_before, 1),
-                matmul_peak_gflops_after=round(peak_after, 1))
-    if abs(peak_after - peak_before) > 0.15 * peak:
-        print(f"warning: the matmul peak moved from {peak_before:.0f} to {peak_after:.0f} GFLOP/s during the run; "
-              "this machine's speed is not steady, so compare only the ratios (measured turn by turn)", flush=True)
-    for r in rows:
-        r["peak_fraction"] = round(r["achieved_gflops"] / peak, 3)
+    warning = set_peak_fractions(rows, info, torch.device(device), peak_dtype, peak_before)
+    if warning:
+        print(warning, flush=True)
     baseline = args.baseline or next((r["model"] for r in rows if r["family"] == "wav2vec2"), None)
     add_ratios(rows, baseline)
     table = markdown_table(rows, SPEED_COLUMNS)
