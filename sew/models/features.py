@@ -74,6 +74,9 @@ class MaskedGroupNorm(nn.Module):
         return (y * m).to(dtype)
 
 
+WINDOW_BYTES = 16 * 2**20  # the most copied conv windows held at once (channels-last path)
+
+
 def conv_matrix(weight: torch.Tensor) -> torch.Tensor:
     """Conv1d weight ``[out, in, k]`` as the matrix ``[out, k * in]`` that multiplies windows of k
     channels-last frames."""
@@ -114,17 +117,27 @@ class ConvLayer(PackedWeightCache, nn.Module):
         x = x.contiguous()
         frames = (x.shape[0] - kernel) // stride + 1
         windows = x.as_strided((frames, kernel * in_channels), (stride * in_channels, 1), x.storage_offset())
-        if not windows.is_contiguous():
-            windows = windows.contiguous()
-        if packed_path(windows, weight):
-            y = packed_linear(windows, self._packed_weight(weight, conv_matrix), self.conv.bias)
-        else:
-            y = F.linear(windows, conv_matrix(weight), self.conv.bias)
+        if windows.is_contiguous():
+            y = self._product(windows)
+        else:  # copied windows, a block of rows at a time: the copy stays small (1.5x the input otherwise)
+            rows = max(1, WINDOW_BYTES // (windows.shape[1] * windows.element_size()))
+            if frames <= rows:
+                y = self._product(windows.contiguous())
+            else:
+                y = windows.new_empty(frames, out_channels)
+                for start in range(0, frames, rows):
+                    y[start: start + rows] = self._product(windows[start: start + rows].contiguous())
         if self.norm_type == "group":
             y = self.norm.channels_last(y)
         elif self.norm_type == "layer":
             y = self.norm(y)
         return F.gelu(y)
+
+    def _product(self, windows: torch.Tensor) -> torch.Tensor:
+        weight = self.conv.weight
+        if packed_path(windows, weight):
+            return packed_linear(windows, self._packed_weight(weight, conv_matrix), self.conv.bias)
+        return F.linear(windows, conv_matrix(weight), self.conv.bias)
 
 
 class ConvFeatureExtractor(nn.Module):

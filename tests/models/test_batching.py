@@ -130,3 +130,20 @@ def test_channels_last_group_norm_keeps_group_norm_precision():
         fast = (norm.channels_last(x).double() - exact).abs().max()
         batched = (norm(x.t()[None], None)[0].t().double() - exact).abs().max()
     assert fast <= 2 * batched
+
+
+def test_copied_conv_windows_in_blocks_of_rows(monkeypatch):
+    """Overlapping conv windows are copied a block of rows at a time (bounded memory): same features."""
+    import sew.models.features as features
+
+    torch.manual_seed(0)
+    extractor = sew.build_model("w2v2-micro").feature_extractor
+    _, batch, lengths = padded_batch([16000, 9000])
+    with torch.no_grad():
+        whole, _ = extractor(batch, lengths)
+        monkeypatch.setattr(features, "WINDOW_BYTES", 4096)  # a few rows per block, a ragged last one
+        blocks, frame_lengths = extractor(batch, lengths)
+    assert (whole - blocks).abs().max() <= 1e-6
+    batched, _ = extractor(batch, lengths)  # gradients on: the batched convs
+    for i, n in enumerate(frame_lengths.tolist()):
+        assert (blocks[i, :, :n] - batched[i, :, :n]).abs().max() <= 1e-5
