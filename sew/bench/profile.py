@@ -88,9 +88,7 @@ def run_profile(profile: Profile, out_root: str | Path = "results", *, seed: int
         speed.extend(measure(name, load_for_bench(name), setup, reference=profile.reference))
     baseline = next((r["model"] for r in speed if r["family"] == "wav2vec2"), None)
     add_ratios(speed, baseline)
-    warning = set_peak_fractions(speed, info, torch.device(device), torch.float32, peak_before)
-    if warning:
-        print(warning, flush=True)
+    set_peak_fractions(speed, info, torch.device(device), torch.float32, peak_before)
     for name in profile.models:
         runs = []
         for k in range(repeats):

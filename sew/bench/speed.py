@@ -252,11 +252,11 @@ def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, size: int = 204
 
 
 def set_peak_fractions(rows: list[dict], info: dict, device: torch.device, dtype: torch.dtype,
-                       peak_before: float) -> str | None:
+                       peak_before: float) -> None:
     """Measure the matmul peak again after the timed runs, keep the larger of the two (a shared
     machine slowed down while the first was taken would otherwise give fractions of peak above 1),
-    record both in ``info`` and each row's ``peak_fraction``. Returns a warning when the two
-    differ by more than 15%, else None."""
+    record both in ``info`` and each row's ``peak_fraction``. Prints a warning when the two differ
+    by more than 15%."""
     peak_after = matmul_peak_gflops(device, dtype)
     peak = max(peak_before, peak_after)
     info.update(matmul_peak_gflops=round(peak, 1), matmul_peak_gflops_before=round(peak_before, 1),
@@ -264,9 +264,8 @@ def set_peak_fractions(rows: list[dict], info: dict, device: torch.device, dtype
     for r in rows:
         r["peak_fraction"] = round(r["achieved_gflops"] / peak, 3)
     if abs(peak_after - peak_before) > 0.15 * peak:
-        return (f"warning: the matmul peak moved from {peak_before:.0f} to {peak_after:.0f} GFLOP/s during the "
-                "run; this machine's speed is not steady, so compare only the ratios (measured turn by turn)")
-    return None
+        print(f"warning: the matmul peak moved from {peak_before:.0f} to {peak_after:.0f} GFLOP/s during the run; "
+              "this machine's speed is not steady, so compare only the ratios (measured turn by turn)", flush=True)
 
 
 def machine_info(device: torch.device, threads: int) -> dict:

@@ -117,16 +117,14 @@ class ConvLayer(PackedWeightCache, nn.Module):
         x = x.contiguous()
         frames = (x.shape[0] - kernel) // stride + 1
         windows = x.as_strided((frames, kernel * in_channels), (stride * in_channels, 1), x.storage_offset())
-        if windows.is_contiguous():
-            y = self._product(windows)
-        else:  # copied windows, a block of rows at a time: the copy stays small (1.5x the input otherwise)
-            rows = max(1, WINDOW_BYTES // (windows.shape[1] * windows.element_size()))
-            if frames <= rows:
-                y = self._product(windows.contiguous())
-            else:
-                y = windows.new_empty(frames, out_channels)
-                for start in range(0, frames, rows):
-                    y[start: start + rows] = self._product(windows[start: start + rows].contiguous())
+        # Copied windows go a block of rows at a time: the copy stays small (1.5x the input otherwise).
+        rows = frames if windows.is_contiguous() else max(1, WINDOW_BYTES // (windows.shape[1] * windows.element_size()))
+        if frames <= rows:
+            y = self._product(windows.contiguous())
+        else:
+            y = windows.new_empty(frames, out_channels)
+            for start in range(0, frames, rows):
+                y[start: start + rows] = self._product(windows[start: start + rows].contiguous())
         if self.norm_type == "group":
             y = self.norm.channels_last(y)
         elif self.norm_type == "layer":

@@ -41,7 +41,7 @@ def packed_linear_enabled() -> bool:
 
 def packed_path(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether a product of ``x`` with ``weight`` takes the oneDNN inference path."""
-    return _enabled and _AVAILABLE and x.dtype == weight.dtype and x.dtype in _DTYPES and eager_cpu_inference(x)
+    return packed_linear_enabled() and x.dtype == weight.dtype and x.dtype in _DTYPES and eager_cpu_inference(x)
 
 
 class PackedWeightCache:
