@@ -161,6 +161,33 @@ class DisentangledAttention(MultiHeadAttention):
         scores = torch.bmm(x_h, window.transpose(1, 2)).view(self.heads, b, rows, t + rows - 1)
         return toeplitz_view(scores).permute(1, 0, 2, 3)
 
+    def _traced_position_bias(self, q: torch.Tensor, k: torch.Tensor, pos_k: torch.Tensor | None,
+                              pos_q: torch.Tensor | None) -> torch.Tensor:
+        """``position_bias`` while traced (compile, export): one block of rows and a plain sum, no host
+        arithmetic on T and no slice writes.
+
+        With gradients the Toeplitz reading is the view (its backward is a pad). Without, it is a
+        gather by an index built from ``arange``: with a dynamic T, inductor turns the view's
+        flatten-and-reshape reading into scalar C++ with modular index arithmetic, 78 ms per
+        SEW-D-mid layer at 4 x 10 s on 2 cores against 22 ms for the gather.
+        """
+        b, t, _ = q.shape
+        if torch.is_grad_enabled():
+            c2p = self._offset_scores(q, pos_k, 0, t) if self.c2p else None
+            p2c = self._offset_scores(k, pos_q, 0, t).transpose(-1, -2) if self.p2c else None
+        else:
+            positions = torch.arange(t, device=q.device)
+            column = (positions[None, :] - positions[:, None] + (t - 1)).expand(b, self.heads, t, t)
+
+            def read(x, pos):  # [batch, heads, T, 2T-1] scores against every offset, then (i, j) at j - i + T - 1
+                return torch.gather(torch.matmul(split_heads(x, self.heads), pos.transpose(1, 2)[None]), -1, column)
+
+            c2p = read(q, pos_k) if self.c2p else None
+            p2c = read(k, pos_q).transpose(-1, -2) if self.p2c else None
+        if c2p is None or p2c is None:
+            return c2p if p2c is None else p2c
+        return c2p + p2c
+
     def offset_keys(self, table: torch.Tensor, index: RelativeIndex) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Projected table rows, one per offset ``[heads, 2T-1, d]``: for c2p by offset j - i, for p2c
         reversed (by i - j); ``None`` for a term the layer does not have. A segment of ``t <= T``
@@ -178,13 +205,8 @@ class DisentangledAttention(MultiHeadAttention):
         blocks of rows so that each block meets only the offsets it uses.
         """
         b, t, _ = q.shape
-        if compiling():  # traced: one block and a plain sum (no host arithmetic on T, no slice writes)
-            terms = []
-            if self.c2p:
-                terms.append(self._offset_scores(q, pos_k, 0, t))
-            if self.p2c:
-                terms.append(self._offset_scores(k, pos_q, 0, t).transpose(-1, -2))
-            return terms[0] + terms[1] if len(terms) == 2 else terms[0]
+        if compiling():
+            return self._traced_position_bias(q, k, pos_k, pos_q)
         blocks = row_blocks(t)
         if self.c2p:
             bias = q.new_empty(b, self.heads, t, t)
