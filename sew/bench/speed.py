@@ -26,6 +26,11 @@ from sew.export import quantize_int8
 from sew.runtime import malloc_tuned
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "int8": torch.float32}
+COMPILE_MODES = {
+    "dynamic": "one graph, batch and time symbolic: any shape without recompiling",
+    "static": "one graph per input shape (fixed-shape serving); compiles once per shape timed",
+    "cudagraphs": "static graphs replayed as CUDA graphs (mode reduce-overhead); CUDA only",
+}
 
 
 @dataclass
@@ -38,7 +43,8 @@ class SpeedSetup:
     max_tokens: int = 1_600_000  # samples per padded batch (100 s of audio)
     repeats: int = 3
     warmup: int = 1
-    compile: bool = False  # also time torch.compile(model) (rows "sew-compiled")
+    compile: str | None = None  # also time torch.compile(model) (rows "sew-compiled"): a COMPILE_MODES key
+    compile_backend: str = "inductor"  # torch.compile's backend ("aot_eager" traces without generating code)
     onnx: bool = False  # also time the ONNX export on ONNX Runtime (rows "onnxruntime")
     lengths: list[int] = field(default_factory=list)  # samples per utterance
     grid: list[tuple[int, float]] = field(default_factory=list)  # (batch, seconds) latency shapes
@@ -312,7 +318,7 @@ def measure(name: str, model, setup: SpeedSetup, reference: bool = True) -> list
     macs = sum(encoder_macs(model.config, setup.lengths[i], len(b))["total"] for b in batches for i in b)
     candidates = [(name, "sew", ours_forward(model))]
     if setup.compile:
-        compiled = torch.compile(model, dynamic=True)
+        compiled = compile_model(model, setup.compile, device, len(batches) + len(setup.grid), setup.compile_backend)
         candidates.append((name, "sew-compiled", ours_forward(compiled)))
     if setup.onnx:
         candidates.append((name, "onnxruntime", ours_forward(onnx_twin(float_model, setup))))
@@ -337,6 +343,24 @@ def measure(name: str, model, setup: SpeedSetup, reference: bool = True) -> list
             "grid_ms": grid_latency(forward, setup, device, dtype) if setup.grid else {},
         })
     return rows
+
+
+def compile_model(model, mode: str, device: torch.device, shapes: int = 1, backend: str = "inductor"):
+    """``torch.compile(model)`` in one of ``COMPILE_MODES``. ``shapes``: how many input shapes will
+    be timed; the static modes compile once for each, so dynamo's recompile limit is raised to that
+    (past the limit it would run the eager model and time the wrong thing)."""
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"unknown compile mode {mode!r}; choose one of {', '.join(COMPILE_MODES)}")
+    if mode == "dynamic":
+        return torch.compile(model, dynamic=True, backend=backend)
+    if mode == "cudagraphs" and device.type != "cuda":
+        raise ValueError("--compile cudagraphs replays CUDA graphs and needs --device cuda; "
+                         "on a CPU use --compile static or dynamic")
+    config = torch._dynamo.config
+    limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    setattr(config, limit, max(getattr(config, limit), shapes + 1))
+    kwargs = {"mode": "reduce-overhead"} if mode == "cudagraphs" else {}
+    return torch.compile(model, dynamic=False, backend=backend, **kwargs)
 
 
 def grid_latency(forward, setup: SpeedSetup, device, dtype) -> dict[str, float]:

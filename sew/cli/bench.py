@@ -7,6 +7,7 @@ import os
 
 import torch
 
+from sew.bench.speed import COMPILE_MODES
 from sew.export import BACKENDS
 
 SPEED_MODELS = ["sew-d-micro", "sew-micro", "w2v2-micro"]
@@ -76,7 +77,10 @@ def add_speed_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run (default: auto)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "int8"],
                    help="weights and inputs dtype; int8 = dynamic quantisation of the linear layers, CPU (default: float32)")
-    p.add_argument("--compile", action="store_true", help="also time torch.compile(model) (rows sew-compiled)")
+    p.add_argument("--compile", nargs="?", const="dynamic", default=None, choices=list(COMPILE_MODES),
+                   help="also time torch.compile(model) (rows sew-compiled): "
+                        + "; ".join(f"{k}: {v}" for k, v in COMPILE_MODES.items())
+                        + " (bare --compile: dynamic; default: not timed)")
     p.add_argument("--onnx", action="store_true",
                    help="also time the model exported to ONNX on ONNX Runtime (rows onnxruntime; CPU, float32)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")

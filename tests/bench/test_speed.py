@@ -113,3 +113,37 @@ def test_onnx_rows_time_onnxruntime_against_eager():
     with pytest.raises(ValueError, match="float32"):
         measure("sew-d-micro", sew.build_model("sew-d-micro", vocab_size=8, num_layers=1),
                 SpeedSetup(lengths=[16000], dtype="bfloat16", onnx=True), reference=False)
+
+
+@pytest.mark.parametrize("mode", ["dynamic", "static"])
+def test_compiled_rows(mode):
+    """--compile times the compiled model next to eager; static compiles one graph per timed shape
+    (two batches here)."""
+    import torch
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    setup = SpeedSetup(lengths=[16000, 15000, 9000], max_tokens=32000, repeats=1, warmup=0, compile=mode,
+                       compile_backend="aot_eager")
+    assert len(length_sorted_batches(setup.lengths, setup.max_tokens)) == 2
+    rows = measure("sew-d-micro", sew.build_model("sew-d-micro", vocab_size=8, num_layers=1), setup, reference=False)
+    add_ratios(rows, None)
+    assert [r["implementation"] for r in rows] == ["sew", "sew-compiled"]
+    assert rows[1]["compiled_speedup_vs_eager"] == pytest.approx(  # rounded to 3 decimals
+        rows[0]["ms_per_utterance"] / rows[1]["ms_per_utterance"], rel=0.01, abs=1e-3)
+    if mode == "static":  # one graph per shape, both compiled (not left to eager)
+        assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 2
+
+
+def test_compile_modes_refuse_what_cannot_run():
+    import torch
+
+    from sew.bench.speed import compile_model
+
+    model = sew.build_model("sew-micro", vocab_size=8, num_layers=1)
+    with pytest.raises(ValueError, match="--device cuda"):
+        compile_model(model, "cudagraphs", torch.device("cpu"))
+    with pytest.raises(ValueError, match="dynamic, static, cudagraphs"):
+        compile_model(model, "fast", torch.device("cpu"))
+    with pytest.raises(SystemExit):
+        main(["bench", "speed", "--compile", "fast"])
