@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from sew.cpu import capabilities
+
 ONNX_HINT = "ONNX export needs the optional packages: pip install 'sew[onnx]' (onnx, onnxscript, onnxruntime)"
 MIN_SAMPLES = 1000  # 3 frames: every family's squeeze has at least one full window
 
@@ -102,6 +104,10 @@ def quantize_int8(model):
 
     from sew.models.linear import Linear
 
+    caps = capabilities()
+    if not caps.int8:
+        raise ValueError(f"int8 needs a quantised linear engine, which this CPU lacks ({caps.describe()}; "
+                         "fbgemm needs AVX2); use the float32 or bf16 backend")
     model = copy.deepcopy(model)
     for module in model.modules():
         if isinstance(module, Linear):  # quantize_dynamic matches the exact class

@@ -8,11 +8,15 @@ presets of the three families on the built-in corpus in under 30 minutes on 2 CP
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from sew.bench.failures import FailureLog
+from sew.cpu import capabilities
 
 
 @dataclass
@@ -81,11 +85,14 @@ def run_profile(profile: Profile, out_root: str | Path = "results", *, seed: int
     setup = SpeedSetup(device=device, repeats=profile.speed_repeats, threads=torch.get_num_threads(),
                        lengths=utterance_lengths(profile.speed_utterances, seed))
     info = machine_info(torch.device(device), torch.get_num_threads())
+    print(f"# {capabilities().describe()}, {torch.get_num_threads()} threads, {device}", flush=True)
     peak_before = matmul_peak_gflops(torch.device(device), torch.float32)
-    speed, wer = [], []
+    speed, wer, failures = [], [], FailureLog()
     for name in profile.models:
         steps.step(f"{name}: speed")
-        speed.extend(measure(name, load_for_bench(name), setup, reference=profile.reference))
+        rows = failures.attempt(name, "speed", lambda: measure(name, load_for_bench(name), setup,
+                                                                reference=profile.reference))
+        speed.extend(rows or [])
     baseline = next((r["model"] for r in speed if r["family"] == "wav2vec2"), None)
     add_ratios(speed, baseline)
     set_peak_fractions(speed, info, torch.device(device), torch.float32, peak_before)
@@ -94,18 +101,26 @@ def run_profile(profile: Profile, out_root: str | Path = "results", *, seed: int
         for k in range(repeats):
             steps.step(f"{name}: fine-tuning, seed {seed + k}, budget "
                        f"{profile.budget_minutes or '-'} min / {profile.max_updates or '-'} updates")
-            runs.append(train_and_score(name, out / "runs" / f"{name}-seed{seed + k}", recipe=profile.recipe,
-                                        budget_minutes=profile.budget_minutes, max_updates=profile.max_updates,
-                                        seed=seed + k, data=data, progress=progress, extra=profile.extra,
-                                        variants=profile.variants))
-        wer.append(summarize_repeats(runs))
+            row = failures.attempt(name, f"fine-tuning and scoring, seed {seed + k}", lambda: train_and_score(
+                name, out / "runs" / f"{name}-seed{seed + k}", recipe=profile.recipe,
+                budget_minutes=profile.budget_minutes, max_updates=profile.max_updates, seed=seed + k, data=data,
+                progress=progress, extra=profile.extra, variants=profile.variants))
+            if row is not None:
+                for variant, error in row.get("variant_errors", {}).items():
+                    failures.add(name, f"{variant} scoring, seed {seed + k}", error)
+                runs.append(row)
+        if runs:
+            wer.append(summarize_repeats(runs))
     results = {"profile": {k: v for k, v in vars(profile).items()}, "machine": info, "seed": seed,
                "repeats": repeats, "data": str(data) if data else "built-in corpus", "baseline": baseline,
-               "speed": speed, "wer": wer}
+               "speed": speed, "wer": wer, "failures": failures.records}
     table = merged_table(speed, wer)
-    write_results(out, results, f"# sew bench\n\n{info}\n\nbaseline: {baseline}\n\n{table}")
+    write_results(out, results, f"# sew bench\n\n{info}\n\nbaseline: {baseline}\n\n{table}\n\n{failures.markdown()}")
     pareto_plot(speed, wer, out / "pareto.png")
     print("\n" + table + f"\n\nwrote {out}/results.json, results.md and pareto.png")
+    if failures:
+        print(f"{len(failures)} part(s) failed, recorded under 'failures' in results.json: "
+              + "; ".join(f"{r['model']} {r['phase']}" for r in failures.records), file=sys.stderr)
     return out, results
 
 

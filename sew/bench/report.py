@@ -36,7 +36,7 @@ MERGED_COLUMNS = [
     ("ms_per_utterance", "ms / utt"), ("audio_s_per_s", "audio s / s"), ("speedup_vs_baseline", "speed vs base"),
     ("hf_ms_per_utterance", "HF ms / utt"), ("sew_speedup_vs_transformers", "sew vs HF"),
     ("updates", "updates"), ("wer", "WER %"), ("wer_std", "WER sd"), ("cer", "CER %"), ("cer_std", "CER sd"),
-    ("wer_bf16", "WER bf16 %"), ("cer_bf16", "CER bf16 %"), ("wer_int8", "WER int8 %"), ("cer_int8", "CER int8 %"), ("wer_onnx", "WER onnx %"), ("cer_onnx", "CER onnx %"),
+    ("bf16", "bf16"), ("wer_bf16", "WER bf16 %"), ("cer_bf16", "CER bf16 %"), ("wer_int8", "WER int8 %"), ("cer_int8", "CER int8 %"), ("wer_onnx", "WER onnx %"), ("cer_onnx", "CER onnx %"),
 ]
 
 
@@ -55,7 +55,7 @@ def merged_table(speed: list[dict], wer: list[dict]) -> str:
         if scored:
             # updates, WER / CER with their spread, and the backend variants (wer_int8, ...)
             row.update({k: v for k, v in scored.items()
-                        if k == "updates" or (k.startswith(("wer", "cer")) and not k.endswith("_runs"))})
+                        if k in ("updates", "bf16") or (k.startswith(("wer", "cer")) and not k.endswith("_runs"))})
         rows.append(row)
     return markdown_table(rows, MERGED_COLUMNS)
 

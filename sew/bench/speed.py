@@ -22,7 +22,9 @@ import torch
 
 from sew.asr.decode import greedy_ids
 from sew.bench.flops import SAMPLE_RATE, encoder_macs
+from sew.cpu import capabilities
 from sew.export import quantize_int8
+from sew.models.linear import onednn_available
 from sew.runtime import malloc_tuned
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "int8": torch.float32}
@@ -233,13 +235,11 @@ def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, size: int = 204
                        trials: int = 5) -> float:
     """Measured GFLOP/s of a large matrix multiply on this device, dtype and thread count: the best of
     ``trials`` timings of ``repeats`` products (a peak, so a moment of background load does not lower it),
-    and on a CPU the better of MKL (``a @ b``) and oneDNN with a reordered weight (what ``Linear`` runs)."""
-    from sew.models.linear import packed_linear_enabled
-
+    and on a CPU the better of MKL (``a @ b``) and oneDNN with a reordered weight where oneDNN has the dtype."""
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
     products = [lambda: a @ b]
-    if device.type == "cpu" and packed_linear_enabled() and dtype in (torch.float32, torch.bfloat16):
+    if device.type == "cpu" and onednn_available(dtype):
         packed = torch.ops.mkldnn._reorder_linear_weight(b, None)
         products.append(lambda: torch.ops.mkldnn._linear_pointwise(a, packed, None, "none", [], ""))
     best = float("inf")
@@ -282,9 +282,10 @@ def machine_info(device: torch.device, threads: int) -> dict:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    info = {"cpu": cpu, "cpu_count": os.cpu_count(), "threads": threads, "torch": torch.__version__,
-            "python": platform.python_version(), "device": str(device),
-            "malloc": "heap kept (sew.runtime)" if malloc_tuned() else "default"}
+    caps = capabilities()
+    info = {"cpu": cpu, "cpu_isa": caps.isa, "cpu_capabilities": caps.as_dict(), "cpu_count": os.cpu_count(),
+            "threads": threads, "torch": torch.__version__, "python": platform.python_version(),
+            "device": str(device), "malloc": "heap kept (sew.runtime)" if malloc_tuned() else "default"}
     try:
         import transformers
 
@@ -294,6 +295,13 @@ def machine_info(device: torch.device, threads: int) -> dict:
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
+
+
+def precision_label(setup: SpeedSetup) -> str:
+    """The dtype timed; bfloat16 on a CPU says whether it ran natively or emulated through float32."""
+    if setup.dtype == "bfloat16" and setup.device == "cpu":
+        return f"bfloat16 ({capabilities().bf16_kind})"
+    return setup.dtype
 
 
 def prepare(model, setup: SpeedSetup):
@@ -334,7 +342,7 @@ def measure(name: str, model, setup: SpeedSetup, reference: bool = True) -> list
         memory = None if implementation == "onnxruntime" else peak_memory(forward, inputs, device)
         rows.append({
             "model": label, "implementation": implementation, "family": model.config.family,
-            "params_m": round(float_model.num_parameters() / 1e6, 2), "dtype": setup.dtype,
+            "params_m": round(float_model.num_parameters() / 1e6, 2), "dtype": precision_label(setup),
             "gmacs_per_audio_s": round(macs / audio_s / 1e9, 3),
             "ms_per_utterance": round(1000 * seconds / len(setup.lengths), 2),
             "audio_s_per_s": round(audio_s / seconds, 2), "rtf": round(seconds / audio_s, 5),

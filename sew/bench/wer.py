@@ -9,6 +9,9 @@ from pathlib import Path
 
 import torch
 
+from sew.bench.failures import describe_error
+from sew.cpu import capabilities
+
 
 def train_and_score(model: str, run_dir: str | Path, *, recipe: str = "quick", budget_minutes: float | None = 7.0,
                     max_updates: int | None = None, seed: int = 0, data: str | Path | None = None,
@@ -56,14 +59,23 @@ def train_and_score(model: str, run_dir: str | Path, *, recipe: str = "quick", b
     dataset, references = eval_dataset(read_corpus(root, split=test_split))
     with torch.inference_mode():
         result = evaluate(trained, dataset, references, make_decoder(vocab), rows=False)
-    scores = {}
+    scores, variant_errors = {}, {}
     for variant in variants:
-        backend = inference_backend(trained, variant, run / "final")
-        with torch.inference_mode():
-            summary = evaluate(backend, dataset, references, make_decoder(vocab), rows=False).summary
+        if variant == "bf16":
+            scores["bf16"] = capabilities().bf16_kind  # native kernels, or emulated through float32
+        try:
+            backend = inference_backend(trained, variant, run / "final")
+            with torch.inference_mode():
+                summary = evaluate(backend, dataset, references, make_decoder(vocab), rows=False).summary
+        except Exception as err:  # one backend failing must not cost the run its other scores
+            variant_errors[variant] = describe_error(err)
+            scores[f"wer_{variant}"] = scores[f"cer_{variant}"] = None
+            continue
         scores[f"wer_{variant}"] = round(100 * summary["wer"], 2)
         scores[f"cer_{variant}"] = round(100 * summary["cer"], 2)
         scores[f"decode_seconds_{variant}"] = summary["decode_seconds"]
+    if variant_errors:
+        scores["variant_errors"] = variant_errors
     return {
         "model": model, "family": trained.config.family, "seed": seed, "recipe": recipe,
         "budget_minutes": budget_minutes, "max_updates": max_updates, "updates": state.update,
@@ -81,7 +93,8 @@ def summarize_repeats(rows: list[dict]) -> dict:
     out.pop("seed")
     out["seeds"] = [r["seed"] for r in rows]
     for key in [k for k in rows[0] if k.startswith(("wer_", "cer_"))]:  # backend variants: the mean
-        out[key] = round(statistics.fmean(r[key] for r in rows), 2)
+        values = [r[key] for r in rows if r.get(key) is not None]
+        out[key] = round(statistics.fmean(values), 2) if values else None
     for key in ("wer", "cer"):
         values = [r[key] for r in rows]
         out[key] = round(statistics.fmean(values), 2)

@@ -118,6 +118,7 @@ def run_main(args) -> int:
     print(f"sew bench: profile {args.profile} ({profile.notes}); models {', '.join(profile.models)}", flush=True)
     _, results = run_profile(profile, args.out, seed=args.seed, repeats=args.repeats, data=args.data, device=device,
                              threads=args.threads, progress=not args.no_progress)
+    failed = 1 if results["failures"] else 0
     if args.compare:
         problems = compare(results, load_results(args.compare), args.tolerance)
         if problems:
@@ -126,7 +127,7 @@ def run_main(args) -> int:
                 print(f"  - {line}")
             return 1
         print(f"\nno regression against {args.compare} (tolerance {args.tolerance}%)")
-    return 0
+    return failed
 
 
 def run_wer(args) -> int:

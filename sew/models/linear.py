@@ -1,54 +1,62 @@
 """``Linear``: ``nn.Linear`` with a faster CPU inference path.
 
 On CPUs PyTorch sends ``F.linear`` to MKL's SGEMM; oneDNN's matmul with a weight reordered once
-into its blocked layout runs the same product much faster on some CPUs (measured on a 2-core AMD
-EPYC, 4744 x 768 by 768 x 3072: 291 GFLOP/s against 164 in float32, 810 against 675 in
-bfloat16). ``Linear`` takes that path when nothing needs gradients (``torch.no_grad`` or
-``torch.inference_mode``) on a CPU float32 / bfloat16 input, and ``F.linear`` otherwise (training,
-CUDA, ``torch.compile``, export). The reordered weight is cached and rebuilt whenever the weight
-changes (an optimiser step, ``load_state_dict``, ``.to(dtype)``; fused optimisers and ``.data``
-writes leave no trace, so ``train()`` / ``eval()`` also drop it); it costs one extra copy of the
-linear weights in memory. The parameters and state-dict keys are those of ``nn.Linear``.
+into its blocked layout is faster on CPUs with AVX-512 (and the only bfloat16 kernel that is not
+emulated), slower on AVX2-only ones. ``Linear`` takes that path where ``sew.cpu.capabilities()``
+says oneDNN is the faster kernel for the dtype, when nothing needs gradients (``torch.no_grad`` or
+``torch.inference_mode``) on a CPU input; ``F.linear`` otherwise (training, CUDA,
+``torch.compile``, export, CPUs without the kernel). Both give the same numbers (1e-5).
 
-``set_packed_linear(False)`` (or ``SEW_PACKED_LINEAR=0``) turns the path off, e.g. to compare.
+The reordered weight is cached and rebuilt whenever the weight changes (an optimiser step,
+``load_state_dict``, ``.to(dtype)``; fused optimisers, ``.data`` writes and in-place writes to
+weights made under ``torch.inference_mode`` leave no trace, so ``train()`` / ``eval()`` and
+``load_state_dict`` also drop it); it costs one extra copy of the linear weights in memory. The
+parameters and state-dict keys are those of ``nn.Linear``.
 """
 
 from __future__ import annotations
-
-import os
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sew.cpu import capabilities
 from sew.models.lengths import eager_cpu_inference
 
-_AVAILABLE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-_enabled = os.environ.get("SEW_PACKED_LINEAR", "1") != "0"
-_DTYPES = (torch.float32, torch.bfloat16)
+
+def onednn_available(dtype: torch.dtype) -> bool:
+    """Whether oneDNN has a packed product for ``dtype`` on this CPU."""
+    caps = capabilities()
+    return caps.onednn if dtype == torch.float32 else dtype == torch.bfloat16 and caps.onednn_bf16
 
 
-def set_packed_linear(enabled: bool) -> bool:
-    """Turn the oneDNN inference path of every ``Linear`` on or off; returns the previous setting."""
-    global _enabled
-    previous, _enabled = _enabled, bool(enabled)
-    return previous
-
-
-def packed_linear_enabled() -> bool:
-    return _enabled and _AVAILABLE
+def onednn_product(dtype: torch.dtype) -> bool:
+    """Whether products in ``dtype`` go to oneDNN on this CPU: where it has the kernel and, in float32,
+    where it is the faster one (``sew.cpu`` decides)."""
+    caps = capabilities()
+    if dtype == torch.float32:
+        return caps.onednn_fp32
+    return dtype == torch.bfloat16 and caps.onednn_bf16
 
 
 def packed_path(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether a product of ``x`` with ``weight`` takes the oneDNN inference path."""
-    return packed_linear_enabled() and x.dtype == weight.dtype and x.dtype in _DTYPES and eager_cpu_inference(x)
+    return x.dtype == weight.dtype and onednn_product(x.dtype) and eager_cpu_inference(x)
+
+
+def weight_key(weight: torch.Tensor) -> tuple:
+    """What identifies a weight's values for the cache; inference tensors (made under
+    ``torch.inference_mode``) have no version counter, so only their storage and dtype count."""
+    version = None if weight.is_inference() else weight._version
+    return (weight.data_ptr(), version, weight.dtype, tuple(weight.shape))
 
 
 class PackedWeightCache:
     """Mixin for modules that multiply by a weight on the oneDNN path: the reordered copy of one
     weight, cached and rebuilt when the weight's storage, version counter or dtype changes, and
-    dropped by ``train()`` / ``eval()``. Writes that bypass the version counter (``weight.data``
-    edits, fused optimisers) are seen at the next ``eval()``, or call ``clear_packed_weight()``."""
+    dropped by ``train()`` / ``eval()`` and ``load_state_dict``. Writes that bypass the version
+    counter (``weight.data`` edits, fused optimisers, in-place writes to inference tensors) are seen
+    at the next ``eval()``, or call ``clear_packed_weight()``."""
 
     def clear_packed_weight(self) -> None:
         self.__dict__.pop("_packed", None)
@@ -58,9 +66,13 @@ class PackedWeightCache:
         self.clear_packed_weight()
         return super().train(mode)
 
+    def _load_from_state_dict(self, *args, **kwargs):
+        self.clear_packed_weight()
+        return super()._load_from_state_dict(*args, **kwargs)
+
     def _packed_weight(self, weight: torch.Tensor, as_matrix=None) -> torch.Tensor:
         """``weight`` (``as_matrix(weight)`` when given: ``[out, in]``) reordered for ``packed_linear``."""
-        key = (weight.data_ptr(), weight._version, weight.dtype)
+        key = weight_key(weight)
         if self.__dict__.get("_packed_key") != key:
             matrix = weight.detach() if as_matrix is None else as_matrix(weight.detach())
             self.__dict__["_packed"] = torch.ops.mkldnn._reorder_linear_weight(matrix.contiguous(), None)
@@ -79,7 +91,7 @@ def packed_linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | No
 
 
 class Linear(PackedWeightCache, nn.Linear):
-    """``nn.Linear`` whose CPU inference runs on oneDNN with a cached reordered weight (see the module)."""
+    """``nn.Linear`` whose CPU inference runs on oneDNN with a cached reordered weight where that is faster."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if packed_path(x, self.weight):

@@ -89,3 +89,31 @@ def test_wer_with_pretraining_first(corpus, tmp_path):
     assert (pretrained / "model.safetensors").is_file()
     recipe = json.loads((run / "runs" / "sew-d-micro-seed0" / "recipe.json").read_text())
     assert recipe["model"] == str(pretrained)  # fine-tuning started from the pretrained encoder
+
+
+def test_a_failing_model_or_variant_is_recorded_and_the_run_still_writes_its_files(corpus, tmp_path, capsys):
+    """A model that cannot load and an int8 variant on a CPU without an int8 engine (played) cost only
+    their own rows: the others are measured, the files written, and the exit code says something failed."""
+    from contextlib import nullcontext
+
+    from sew.cpu import capabilities, limit
+
+    x86 = capabilities().arch == "x86_64"
+    with limit("baseline") if x86 else nullcontext():  # no AVX2: no int8 engine, no oneDNN
+        code = main(["bench", "--models", "sew-d-micro", "no-such-model", "--max-updates", "1",
+                     "--speed-utterances", "1", "--data", str(corpus), "--out", str(tmp_path), "--no-reference",
+                     "--no-progress", "--threads", "1", "--variants", "bf16", "int8"])
+    assert code == 1
+    (run,) = list(tmp_path.iterdir())
+    data = json.loads((run / "results.json").read_text())
+    assert [r["model"] for r in data["speed"]] == [r["model"] for r in data["wer"]] == ["sew-d-micro"]
+    (row,) = data["wer"]
+    assert row["bf16"] == "emulated" if x86 else row["bf16"] in ("native", "emulated")
+    assert row["cer_bf16"] is not None and 0 <= row["cer"] <= 100
+    failed = {(r["model"], r["phase"].split(",")[0]) for r in data["failures"]}
+    assert {("no-such-model", "speed"), ("no-such-model", "fine-tuning and scoring")} <= failed
+    if x86:
+        assert ("sew-d-micro", "int8 scoring") in failed and row["cer_int8"] is None
+        assert any("int8 needs a quantised linear engine" in r["error"] for r in data["failures"])
+    assert "## Failures" in (run / "results.md").read_text() and (run / "pareto.png").is_file()
+    assert "no-such-model speed" in capsys.readouterr().err

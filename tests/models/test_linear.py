@@ -1,4 +1,8 @@
-"""The oneDNN inference path of ``Linear``: same numbers as ``F.linear``, only where it is allowed."""
+"""The oneDNN inference path of ``Linear``: same numbers as ``F.linear``, only where the CPU has it.
+
+Each fast path has two twins: the fallback, forced by ``sew.cpu.limit`` and run on every machine,
+and the native one, run where the CPU has the kernel and skipped with the reason elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,15 @@ import torch
 from torch.nn import functional as F
 
 import sew
-from sew.models.linear import Linear, packed_linear_enabled, set_packed_linear
+from sew.cpu import capabilities, limit
+from sew.models.linear import Linear, onednn_product
 
-pytestmark = pytest.mark.skipif(not packed_linear_enabled(), reason="torch built without oneDNN")
+DTYPES = [torch.float32, torch.bfloat16]
+TOL = {torch.float32: 1e-5, torch.bfloat16: 3e-2}
 
 
-def calls(monkeypatch):
+def onednn_calls(monkeypatch):
+    """Record the inputs of every oneDNN product (the torch op, not our code)."""
     seen = []
     real = torch.ops.mkldnn._linear_pointwise
 
@@ -27,42 +34,73 @@ def calls(monkeypatch):
     return seen
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_packed_path_equals_f_linear(monkeypatch, dtype):
-    torch.manual_seed(0)
-    layer = Linear(48, 80).to(dtype)
-    x = torch.randn(3, 7, 48, dtype=dtype)
-    seen = calls(monkeypatch)
+def native(dtype):
+    """``limit`` forcing the oneDNN path for ``dtype``, or a skip saying why this CPU cannot take it."""
+    caps = capabilities()
+    if dtype == torch.float32 and not caps.onednn:
+        pytest.skip("torch built without oneDNN")
+    if dtype == torch.bfloat16 and not caps.onednn_bf16:
+        pytest.skip(f"no oneDNN bfloat16 kernel on this CPU ({caps.describe()})")
+    return limit(onednn_fp32=True) if dtype == torch.float32 else limit()
+
+
+def check_layer(layer, x, dtype):
     with torch.inference_mode():
-        got = layer(x)
-        strided = layer(x[:, ::2])  # non-contiguous input
-    assert len(seen) == 2
+        got, strided = layer(x), layer(x[:, ::2])  # contiguous and strided inputs
     want = F.linear(x.float(), layer.weight.float(), layer.bias.float())
-    tol = 1e-5 if dtype == torch.float32 else 3e-2
-    assert got.dtype == dtype and (got.float() - want).abs().max() <= tol * want.abs().max()
-    assert (strided.float() - want[:, ::2]).abs().max() <= tol * want.abs().max()
+    assert got.dtype == dtype
+    assert (got.float() - want).abs().max() <= TOL[dtype] * want.abs().max()
+    assert (strided.float() - want[:, ::2]).abs().max() <= TOL[dtype] * want.abs().max()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_native_onednn_path_equals_f_linear(monkeypatch, dtype):
+    torch.manual_seed(0)
+    layer, x = Linear(48, 80).to(dtype), torch.randn(3, 7, 48).to(dtype)
+    with native(dtype):
+        seen = onednn_calls(monkeypatch)
+        check_layer(layer, x, dtype)
+    assert len(seen) == 2
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fallback_without_onednn_equals_f_linear_on_any_cpu(monkeypatch, dtype):
+    torch.manual_seed(0)
+    layer, x = Linear(48, 80).to(dtype), torch.randn(3, 7, 48).to(dtype)
+    seen = onednn_calls(monkeypatch)
+    with limit(onednn=False):
+        check_layer(layer, x, dtype)
+        with torch.inference_mode():
+            assert torch.equal(layer(x), F.linear(x, layer.weight, layer.bias))
+    assert seen == []
+
+
+def test_float32_goes_to_onednn_only_with_avx512():
+    """The measured rule: oneDNN float32 beats MKL with AVX-512 and loses to it on AVX2."""
+    with limit("avx2"):
+        assert not onednn_product(torch.float32) and not onednn_product(torch.bfloat16)
+    caps = capabilities()
+    if caps.arch == "x86_64":
+        assert onednn_product(torch.float32) == (caps.onednn and caps.isa not in ("baseline", "avx2"))
 
 
 def test_training_and_gradients_use_f_linear(monkeypatch):
     layer = Linear(8, 4)
-    seen = calls(monkeypatch)
+    seen = onednn_calls(monkeypatch)
     x = torch.randn(5, 8, requires_grad=True)
-    layer(x).sum().backward()  # grad mode: the autograd path
+    with limit(onednn_fp32=True) if capabilities().onednn else limit():
+        layer(x).sum().backward()  # grad mode: the autograd path
     assert seen == [] and x.grad is not None and layer.weight.grad is not None
-    previous = set_packed_linear(False)
-    try:
-        with torch.no_grad():
-            layer(x)
-        assert seen == []  # switched off
-    finally:
-        set_packed_linear(previous)
 
 
-def test_cache_follows_weight_updates_dtype_and_copies():
+@pytest.mark.parametrize("fast", [True, False], ids=["native", "fallback"])
+def test_cache_follows_weight_updates_dtype_and_copies(fast):
+    if fast and not capabilities().onednn:
+        pytest.skip("torch built without oneDNN")
     torch.manual_seed(0)
     layer = Linear(16, 16)
     x = torch.randn(4, 16)
-    with torch.no_grad():
+    with limit(onednn_fp32=True) if fast else limit(onednn=False), torch.no_grad():
         layer(x)
         layer.weight.add_(1.0)  # in place (an optimiser step): repacked
         assert torch.allclose(layer(x), F.linear(x, layer.weight, layer.bias), atol=1e-5)
@@ -70,21 +108,25 @@ def test_cache_follows_weight_updates_dtype_and_copies():
         assert torch.allclose(layer(x), torch.ones(4, 16))
         clone = copy.deepcopy(layer)  # the cache is not copied, the clone packs its own
         assert "_packed" not in clone.__dict__ and torch.allclose(clone(x), torch.ones(4, 16))
-        half = layer.to(torch.bfloat16)
+        half = layer.to(torch.bfloat16)  # bfloat16: oneDNN where it has the kernel, emulated elsewhere
         assert half(x.bfloat16()).dtype == torch.bfloat16
+        assert torch.allclose(half(x.bfloat16()).float(), torch.ones(4, 16))
 
 
-def test_cache_dropped_by_eval_and_not_pickled_after_compile():
+@pytest.mark.parametrize("fast", [True, False], ids=["native", "fallback"])
+def test_cache_dropped_by_eval_and_not_pickled_after_compile(fast):
     """Writes that leave no version trace (``.data`` edits, fused optimisers) show at ``eval()``;
     pickling keeps ``nn.Module``'s own rules (a compiled module pickles)."""
     import pickle
 
     from sew.models.features import ConvLayer
 
+    if fast and not capabilities().onednn:
+        pytest.skip("torch built without oneDNN")
     torch.manual_seed(0)
     layer, conv = Linear(16, 16).eval(), ConvLayer(8, 16, 3, 2, None, True).eval()
     x, frames = torch.randn(4, 16), torch.randn(20, 8)
-    with torch.no_grad():
+    with limit(onednn_fp32=True) if fast else limit(onednn=False), torch.no_grad():
         layer(x), conv.forward_channels_last(frames)
         layer.weight.data.mul_(0.5)
         conv.conv.weight.data.mul_(0.5)
@@ -97,16 +139,16 @@ def test_cache_dropped_by_eval_and_not_pickled_after_compile():
     assert "_packed" not in clone.__dict__ and "_compiled_call_impl" not in clone.__dict__
 
 
-def test_models_agree_with_the_mkl_path():
+def test_models_agree_between_onednn_and_the_plain_path():
+    if not capabilities().onednn:
+        pytest.skip("torch built without oneDNN")
     torch.manual_seed(0)
     x, lengths = torch.randn(2, 20000) * 0.1, torch.tensor([20000, 13000])
     for preset in ("sew-d-micro", "w2v2-micro"):
         model = sew.build_model(preset, vocab_size=10, num_layers=2).eval()
         with torch.inference_mode():
-            fast = model(x, lengths).logits
-            previous = set_packed_linear(False)
-            try:
+            with limit(onednn_fp32=True):
+                fast = model(x, lengths).logits
+            with limit(onednn=False):
                 slow = model(x, lengths).logits
-            finally:
-                set_packed_linear(previous)
         assert (fast - slow).abs().max() < 1e-5
