@@ -33,7 +33,7 @@ def test_padded_batch_equals_single(preset, norm):
 
 
 @pytest.mark.parametrize("preset", ["sew-micro", "sew-d-micro", "w2v2-micro"])
-def test_packed_inference_equals_masked_batch(preset, monkeypatch):
+def test_packed_inference_equals_masked_batch(preset, monkeypatch, cpu_path):
     """CPU inference packs a padded batch's valid frames (no work on padding); the masked batch
     (what training and CUDA run) gives the same valid frames and hidden states."""
     torch.manual_seed(0)
@@ -100,7 +100,7 @@ def test_layerdrop_and_dropout_only_in_training(preset):
 
 
 @pytest.mark.parametrize("norm", ["group", "layer"])
-def test_feature_extractor_one_by_one_equals_batched(norm):
+def test_feature_extractor_one_by_one_equals_batched(norm, cpu_path):
     """CPU inference runs the conv stack utterance by utterance; the batched path (training) agrees."""
     torch.manual_seed(0)
     model = sew.build_model("sew-d-micro", conv_norm=norm, conv_bias=norm == "layer")
@@ -132,7 +132,7 @@ def test_channels_last_group_norm_keeps_group_norm_precision():
     assert fast <= 2 * batched
 
 
-def test_copied_conv_windows_in_blocks_of_rows(monkeypatch):
+def test_copied_conv_windows_in_blocks_of_rows(monkeypatch, cpu_path):
     """Overlapping conv windows are copied a block of rows at a time (bounded memory): same features."""
     import sew.models.features as features
 
@@ -143,7 +143,7 @@ def test_copied_conv_windows_in_blocks_of_rows(monkeypatch):
         whole, _ = extractor(batch, lengths)
         monkeypatch.setattr(features, "WINDOW_BYTES", 4096)  # a few rows per block, a ragged last one
         blocks, frame_lengths = extractor(batch, lengths)
-    assert (whole - blocks).abs().max() <= 1e-6
+    assert (whole - blocks).abs().max() <= 1e-5  # MKL's blocking depends on the row count
     batched, _ = extractor(batch, lengths)  # gradients on: the batched convs
     for i, n in enumerate(frame_lengths.tolist()):
         assert (blocks[i, :, :n] - batched[i, :, :n]).abs().max() <= 1e-5

@@ -12,18 +12,6 @@ import sew
 from sew.cpu import capabilities, limit
 
 
-@pytest.fixture(params=["native", "fallback"])
-def cpu_path(request):
-    if request.param == "native":
-        if not capabilities().onednn:
-            pytest.skip("torch built without oneDNN")
-        with limit(onednn_fp32=True):
-            yield request.param
-    else:
-        with limit(onednn=False):
-            yield request.param
-
-
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     torch.manual_seed(0)
