@@ -22,7 +22,7 @@ import torch
 from sew.asr.ctc import init_prior_bias
 from sew.asr.evaluate import eval_dataset
 from sew.asr.task import CTCTask
-from sew.data.corpus import read_corpus
+from sew.data.corpus import DEV_ALIASES, dev_split, hold_out, read_corpus
 from sew.data.dataset import SpeechDataset
 from sew.data.rejects import RejectLog
 from sew.data.text import VOCAB_FILE, Vocabulary
@@ -38,6 +38,7 @@ class FinetuneData:
 
     train_split: str = "train"
     valid_split: str | None = "dev"  # None: no validation (RUN/best is then not written)
+    holdout_fraction: float = 0.05  # a corpus without a dev split: this seeded share of train validates
     valid_max_tokens: int = 1_600_000
 
 
@@ -117,6 +118,28 @@ def build_model(recipe: FinetuneRecipe, vocab: Vocabulary):
 
 
 # -- the run --------------------------------------------------------------------------------------
+HOLDOUT_FILE = "holdout.txt"  # ids of the train utterances held out for validation
+
+
+def training_splits(recipe: FinetuneRecipe, root: Path, log: RejectLog):
+    """(train corpus, validation corpus or None, what validates) for ``recipe.data``: the named
+    split, or, when the recipe asks for the dev split and the corpus has none, a seeded part of train."""
+    data = recipe.data
+    train = read_corpus(root, split=data.train_split, rejects_log=log)
+    validation = {"split": data.valid_split, "held_out_from": None, "utterances": 0}
+    if not data.valid_split:
+        return train, None, validation
+    if data.valid_split in DEV_ALIASES and dev_split(root) is None:
+        train, held = hold_out(train, data.holdout_fraction, recipe.train.seed)
+        validation.update(held_out_from=train.split, utterances=len(held), seed=recipe.train.seed)
+        return train, held, validation
+    try:
+        valid = read_corpus(root, split=data.valid_split, rejects_log=log)
+    except ValueError as err:
+        raise ValueError(f"{err}; validate on one of them with --valid-split NAME, or on nothing with "
+                         "--valid-split none") from err
+    validation.update(split=valid.split, utterances=len(valid))
+    return train, valid, validation
 def finetune(recipe: FinetuneRecipe, data: str | Path | None, run_dir: str | Path, *, resume=None,
              strict: bool = False, progress: bool = True, accelerator=None) -> TrainingState:
     """Fine-tune per ``recipe`` on ``data`` (None: the built-in corpus) into ``run_dir``; returns the final state."""
@@ -128,16 +151,14 @@ def finetune(recipe: FinetuneRecipe, data: str | Path | None, run_dir: str | Pat
     root = Path(data) if data is not None else default_corpus()
     run = Path(run_dir)
     log = RejectLog(strict=strict)
-    train_corpus = read_corpus(root, split=recipe.data.train_split, rejects_log=log)
+    train_corpus, valid_corpus, validation = training_splits(recipe, root, log)
     transcripts = [u.transcript for u in train_corpus if u.transcript]
     if not transcripts:
         raise ValueError(f"{root} (split {train_corpus.split}): no transcripts; CTC fine-tuning needs "
                          "transcribed speech (.wrd/.ltr next to the .tsv, or a transcript column)")
     vocab = choose_vocabulary(recipe, root, transcripts)
     train_set = SpeechDataset(train_corpus, vocab=vocab, rejects_log=log, seed=recipe.train.seed)
-    valid = None
-    if recipe.data.valid_split:
-        valid = eval_dataset(read_corpus(root, split=recipe.data.valid_split, rejects_log=log), log)
+    valid = eval_dataset(valid_corpus, log) if valid_corpus is not None else None
 
     model = build_model(recipe, vocab)
     if recipe.prior_bias_init:
@@ -146,7 +167,7 @@ def finetune(recipe: FinetuneRecipe, data: str | Path | None, run_dir: str | Pat
     if recipe.freeze_feature_extractor:
         freeze(model.feature_extractor)
 
-    config = recipe.to_dict()
+    config = {**recipe.to_dict(), "validation": validation}
     task = CTCTask(vocab, recipe.masking, freeze_finetune_updates=recipe.freeze_finetune_updates, valid=valid,
                    valid_max_tokens=recipe.data.valid_max_tokens, config=config)
     trainer = Trainer(recipe.train, model, task, run, accelerator=accelerator, progress=progress,
@@ -155,6 +176,12 @@ def finetune(recipe: FinetuneRecipe, data: str | Path | None, run_dir: str | Pat
         run.mkdir(parents=True, exist_ok=True)
         (run / "recipe.json").write_text(json.dumps({**config, "data_path": str(root)}, indent=2) + "\n")
         vocab.save(run)
+        if valid_corpus is not None and validation["held_out_from"]:
+            (run / HOLDOUT_FILE).write_text("".join(f"{u.id}\n" for u in valid_corpus))
+            print(f"{root} has no dev split: validating on {validation['utterances']} utterances held out of "
+                  f"{validation['held_out_from']} ({recipe.data.holdout_fraction:.0%}, seed {recipe.train.seed}; "
+                  f"listed in {run / HOLDOUT_FILE}, never trained on); --valid-split NAME or none to change",
+                  flush=True)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         print(f"fine-tuning {model.config.family} ({model.num_parameters() / 1e6:.2f}M parameters, "
               f"{trainable / 1e6:.2f}M trainable) on {len(train_set)} utterances "

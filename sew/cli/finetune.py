@@ -19,6 +19,8 @@ def run(args) -> int:
         value = getattr(args, flag)
         if value is not None:
             overrides.append(f"{key}={value}")
+    if args.valid_split is not None:
+        overrides.append(f"data.valid_split={'null' if args.valid_split.lower() == 'none' else args.valid_split}")
     recipe = load_recipe(args.config, overrides)
     if recipe.train.mixed_precision == "fp16" and not torch.cuda.is_available():
         print("warning: the preset asks for fp16, which needs a GPU; training in float32 "
@@ -83,6 +85,9 @@ def add_parser(sub) -> None:
                    help="autocast precision; fp16 needs a GPU (default: the preset's)")
     p.add_argument("--seed", type=int, default=None, help="random seed for batches, masks, dropout (default: the preset's)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all available cores)")
+    p.add_argument("--valid-split", default=None, metavar="NAME|none",
+                   help="split to validate on (RUN/best is the best on it), or none; default: the preset's, dev, "
+                        "and a corpus without a dev split holds out a seeded 5%% of train (listed in RUN/holdout.txt)")
     p.add_argument("--test-split", default="test",
                    help="after training, evaluate RUN/best on this split of --data if it exists ('' to skip; "
                         "default: test)")

@@ -79,7 +79,7 @@ def detect_format(source: str | Path) -> str:
         if path.suffix == ".tsv":
             return "fairseq"
         raise ValueError(f"{path}: a corpus file must be a fairseq .tsv manifest; pass a directory for other formats")
-    if any((path / f"{split}.tsv").is_file() for split in ("train", "test", *DEV_ALIASES)) or list(path.glob("*.tsv")):
+    if manifest_files(path):
         return "fairseq"
     if readers.is_hf_dataset(path):
         return "hf-datasets"
@@ -93,13 +93,18 @@ def detect_format(source: str | Path) -> str:
     )
 
 
+def manifest_files(directory: Path) -> list[Path]:
+    """The fairseq manifests of a directory, one per split (``rejected.tsv`` lists bad items: not a split)."""
+    return [p for p in sorted(directory.glob("*.tsv")) if p.name != rejects.REJECTED_FILE]
+
+
 def list_splits(source: str | Path) -> list[str]:
     """The split names found in ``source``, train first."""
     from sew.data import readers
 
     path, fmt = Path(source), detect_format(source)
     if fmt == "fairseq":
-        names = [path.stem] if path.is_file() else [p.stem for p in sorted(path.glob("*.tsv"))]
+        names = [path.stem] if path.is_file() else [p.stem for p in manifest_files(path)]
     elif fmt == "hf-datasets":
         names = readers.hf_splits(path)
     elif fmt == "audiofolder":
@@ -126,6 +131,30 @@ def resolve_split(source: str | Path, split: str | None) -> str:
     if len(matches) == 1:
         return matches[0]
     raise ValueError(f"{source}: no split {split!r}; found {', '.join(names) or 'none'}")
+
+
+def dev_split(source: str | Path) -> str | None:
+    """The corpus's development split (``dev``, ``valid`` or ``validation``), or None when it has none."""
+    names = list_splits(source)
+    return next((alias for alias in DEV_ALIASES if alias in names), None)
+
+
+def hold_out(corpus: Corpus, fraction: float, seed: int) -> tuple[Corpus, Corpus]:
+    """Split ``corpus`` into (kept, held out): a seeded ``fraction`` of its utterances (at least one,
+    never all) held out, chosen from the ids, so the same corpus and seed always hold out the same
+    utterances, and no utterance is in both."""
+    import random
+
+    ids = sorted({u.id for u in corpus})
+    if len(ids) < 2:
+        raise ValueError(f"{corpus.source} ({corpus.split}): {len(ids)} utterance(s), too few to hold any out "
+                         "for validation; add a dev split or validate on nothing (--valid-split none)")
+    count = min(len(ids) - 1, max(1, round(fraction * len(ids))))
+    held = set(random.Random(seed).sample(ids, count))
+    kept = [u for u in corpus if u.id not in held]
+    out = [u for u in corpus if u.id in held]
+    return (Corpus(kept, corpus.split, corpus.source, corpus.format),
+            Corpus(out, f"{corpus.split} (held out)", corpus.source, corpus.format))
 
 
 def read_corpus(source: str | Path, split: str | None = None, rejects_log: RejectLog | None = None) -> Corpus:

@@ -41,7 +41,8 @@ def onednn_product(dtype: torch.dtype) -> bool:
 
 def packed_path(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether a product of ``x`` with ``weight`` takes the oneDNN inference path."""
-    return x.dtype == weight.dtype and onednn_product(x.dtype) and eager_cpu_inference(x)
+    # eager_cpu_inference first: under torch.compile it is False and the capability read is not traced.
+    return x.dtype == weight.dtype and eager_cpu_inference(x) and onednn_product(x.dtype)
 
 
 def weight_key(weight: torch.Tensor) -> tuple:

@@ -97,3 +97,69 @@ def test_unknown_preset_and_field_are_named():
         load_recipe("quik")
     with pytest.raises(ValueError, match="mask_prob"):
         load_recipe("quick", ["masking.mask_prb=0.5"])
+
+
+def audiofolder_without_dev(tiny_corpus, root):
+    """The tiny corpus as a user's audiofolder: ``train/`` and ``test/`` with metadata.csv, no dev."""
+    import csv
+    import shutil
+
+    from sew.data.corpus import read_corpus
+
+    for split in ("train", "test"):
+        (root / split).mkdir(parents=True)
+        with open(root / split / "metadata.csv", "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["file_name", "transcription"])
+            for i, u in enumerate(read_corpus(tiny_corpus, split=split)):
+                name = f"{split}-{i:03d}.flac"
+                shutil.copy(u.path, root / split / name)
+                writer.writerow([name, u.transcript])
+    return root
+
+
+def test_a_corpus_without_dev_validates_on_a_held_out_part_of_train(tmp_path, tiny_corpus, capsys):
+    source = audiofolder_without_dev(tiny_corpus, tmp_path / "mine")
+    manifests = tmp_path / "manifests"
+    assert main(["data", "manifest", str(source), "--out", str(manifests), "--no-progress"]) == 0
+    assert (manifests / "rejected.tsv").is_file()  # written even when empty: not a split
+    run = tmp_path / "run"
+    code = main(["finetune", "--data", str(manifests), "--run-dir", str(run), "--max-update", "2", "--no-progress",
+                 "--set", "model_overrides.num_layers=1", "--set", "train.max_minutes=null",
+                 "--set", "train.validate_every_minutes=null"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "has no dev split: validating on" in out and "WER %" in out  # held-out dev, then the test split
+    held = (run / "holdout.txt").read_text().split()
+    train_ids = {line.split("\t")[0].rsplit(".", 1)[0] for line in (manifests / "train.tsv").read_text().splitlines()[1:]}
+    assert held and set(held) < train_ids
+    recipe = json.loads((run / "recipe.json").read_text())
+    assert recipe["validation"] == {"split": "dev", "held_out_from": "train", "utterances": len(held), "seed": 1}
+    assert (run / "best").is_dir() and (run / "eval-test" / "metrics.json").is_file()
+
+    # The training data never includes a held-out utterance, and the same seed holds out the same ones.
+    from sew.asr.finetune import training_splits
+    from sew.data.rejects import RejectLog
+
+    recipe = load_recipe("quick")
+    train, valid, _ = training_splits(recipe, manifests, RejectLog())
+    assert {u.id for u in train}.isdisjoint(u.id for u in valid) and len(train) + len(valid) == len(train_ids)
+    assert [u.id for u in valid] == [u.id for u in training_splits(recipe, manifests, RejectLog())[1]]
+    assert sorted(u.id.rsplit("/", 1)[-1] for u in valid) == sorted(h.rsplit("/", 1)[-1] for h in held)
+
+
+def test_valid_split_none_or_a_named_one(tmp_path, tiny_corpus, capsys):
+    source = audiofolder_without_dev(tiny_corpus, tmp_path / "mine")
+    common = ["--max-update", "1", "--no-progress", "--set", "model_overrides.num_layers=1",
+              "--set", "train.max_minutes=null", "--set", "train.validate_every_minutes=null", "--test-split", ""]
+    assert main(["finetune", "--data", str(source), "--run-dir", str(tmp_path / "a"), "--valid-split", "none",
+                 *common]) == 0
+    assert not (tmp_path / "a" / "best").exists() and not (tmp_path / "a" / "holdout.txt").exists()
+    assert main(["finetune", "--data", str(source), "--run-dir", str(tmp_path / "b"), "--valid-split", "test",
+                 *common]) == 0
+    assert json.loads((tmp_path / "b" / "recipe.json").read_text())["validation"]["split"] == "test"
+    capsys.readouterr()
+    assert main(["finetune", "--data", str(source), "--run-dir", str(tmp_path / "c"), "--valid-split", "eval",
+                 *common]) == 2
+    err = capsys.readouterr().err
+    assert "no split 'eval'; found train, test" in err and "--valid-split none" in err
