@@ -118,13 +118,15 @@ def load_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
     model.load_state_dict(state)
 
 
-def load_model(path: str | Path):
-    """Load a model directory: ours (``sew_config.json``) or Hugging Face (``config.json``)."""
+def load_model(path: str | Path, revision: str | None = None):
+    """Load a model directory, ours (``sew_config.json``) or Hugging Face (``config.json``), or a
+    Hugging Face Hub id (``asapp/sew-d-mid-400k``, ``ID@REVISION`` or ``revision=``) through the Hub cache."""
+    from sew.hub import resolve_model_dir
     from sew.interop import load_hf_directory
 
-    directory = Path(path)
+    directory = resolve_model_dir(path, revision)
     if not directory.exists():
-        raise ValueError(f"model path {directory} does not exist")
+        raise ValueError(f"model path {directory} does not exist (nor is it a Hub id ORG/NAME)")
     if directory.is_file():
         raise ValueError(f"model path {directory} is a file; pass the directory that holds the config and weights")
     if (directory / CONFIG_NAME).is_file():

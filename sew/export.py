@@ -183,8 +183,18 @@ def load_onnx_model(model_dir: str | Path, onnx_path: str | Path | None = None, 
     PyTorch model when already loaded."""
     from sew.checkpoint import load_model
 
+    from sew.hub import cached_snapshot, resolve_model_dir
+
+    model_dir = resolve_model_dir(model_dir)
     model = (model if model is not None else load_model(model_dir)).cpu().eval()
-    path = Path(onnx_path) if onnx_path else Path(model_dir) / "model.onnx"
+    if onnx_path:
+        path = Path(onnx_path)
+    elif cached_snapshot(model_dir):  # a Hub model: the file goes to our cache, not into the Hub's
+        from sew.data.synth import cache_dir
+
+        path = cache_dir() / "onnx" / f"{cached_snapshot(model_dir)}.onnx"
+    else:
+        path = Path(model_dir) / "model.onnx"
     weights = [f for f in Path(model_dir).iterdir() if f.suffix in (".safetensors", ".bin")] if Path(model_dir).is_dir() else []
     newest = max((f.stat().st_mtime for f in weights), default=0.0)
     if not path.is_file() or path.stat().st_mtime < newest:

@@ -26,6 +26,7 @@ from sew.data.corpus import DEV_ALIASES, dev_split, hold_out, read_corpus
 from sew.data.dataset import SpeechDataset
 from sew.data.rejects import RejectLog
 from sew.data.text import VOCAB_FILE, Vocabulary
+from sew.hub import is_hub_id, resolve_model_dir
 from sew.train.loop import TrainConfig, Trainer, TrainingState
 from sew.train.masking import MaskingConfig
 from sew.train.recipe import load_preset, section
@@ -46,7 +47,7 @@ class FinetuneData:
 class FinetuneRecipe:
     """Everything a ``sew finetune`` run needs besides the data and the run directory."""
 
-    model: str | None = "sew-d-micro"  # model preset, our model directory, or a Hugging Face directory
+    model: str | None = "sew-d-micro"  # model preset, our model directory, a Hugging Face directory or Hub id
     model_overrides: dict[str, Any] = field(default_factory=dict)  # EncoderConfig fields (dropouts, layerdrop, ...)
     freeze_feature_extractor: bool = True  # the official feature_grad_mult 0.0
     freeze_finetune_updates: int = 0  # only the CTC head trains before this many updates
@@ -82,16 +83,20 @@ def load_recipe(spec: str | Path = "quick", overrides: list[str] | None = None) 
 
 
 # -- vocabulary and model -------------------------------------------------------------------------
-def is_model_directory(spec: str) -> bool:
-    path = Path(spec)
-    return path.is_dir() and any((path / name).is_file() for name in ("sew_config.json", "config.json"))
+def model_directory(spec: str) -> Path | None:
+    """The local directory of a model directory or Hub id, or None for a preset name or YAML file."""
+    if not (is_hub_id(spec) or Path(spec).is_dir()):
+        return None
+    path = resolve_model_dir(spec)
+    return path if any((path / name).is_file() for name in ("sew_config.json", "config.json")) else None
 
 
 def choose_vocabulary(recipe: FinetuneRecipe, corpus_root: Path, transcripts: list[str]) -> Vocabulary:
     """The model's own vocabulary when it already has a CTC head, else the corpus's ``vocab.json``,
     else one built from the training transcripts."""
-    if is_model_directory(recipe.model) and (Path(recipe.model) / VOCAB_FILE).is_file():
-        return Vocabulary.load(recipe.model)
+    directory = model_directory(recipe.model)
+    if directory is not None and (directory / VOCAB_FILE).is_file():
+        return Vocabulary.load(directory)
     if corpus_root.is_dir() and (corpus_root / VOCAB_FILE).is_file():
         return Vocabulary.load(corpus_root)
     return Vocabulary.build(transcripts)
@@ -102,11 +107,12 @@ def build_model(recipe: FinetuneRecipe, vocab: Vocabulary):
     import sew
 
     overrides = {**recipe.model_overrides, "vocab_size": len(vocab)}
-    if not is_model_directory(recipe.model):
+    directory = model_directory(recipe.model)
+    if directory is None:
         return sew.build_model(recipe.model, **overrides)
-    source = sew.load_model(recipe.model)
+    source = sew.load_model(directory)
     weights = source.state_dict()
-    if source.config.vocab_size != len(vocab) or not (Path(recipe.model) / VOCAB_FILE).is_file():
+    if source.config.vocab_size != len(vocab) or not (directory / VOCAB_FILE).is_file():
         # A new head: the old one (if any) predicts another symbol set.
         weights = {k: v for k, v in weights.items() if not k.startswith("ctc_head.")}
     model = sew.SpeechEncoder(source.config.replace(**overrides))

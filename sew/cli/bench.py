@@ -22,10 +22,11 @@ def pick_device(name: str) -> str:
 
 
 def load_for_bench(spec: str):
-    """A model with a CTC head from a preset name or a model directory (ours or Hugging Face)."""
+    """A model with a CTC head from a preset name, a model directory (ours or Hugging Face) or a Hub id."""
     import sew
+    from sew.hub import is_hub_id
 
-    if os.path.isdir(spec):
+    if os.path.isdir(spec) or is_hub_id(spec):
         model = sew.load_model(spec)
         return model if model.ctc_head is not None else sew.build_model(model.config, vocab_size=32)
     torch.manual_seed(0)

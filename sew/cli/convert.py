@@ -10,10 +10,11 @@ from sew.checkpoint import CONFIG_NAME
 
 def run(args) -> int:
     from sew.checkpoint import load_model
+    from sew.hub import resolve_model_dir
     from sew.interop import export_hf
 
-    model = load_model(args.source)
-    source = Path(args.source)
+    source = resolve_model_dir(args.source)
+    model = load_model(source)
     source_is_ours = (source / CONFIG_NAME).is_file()
     target = args.to or ("hf" if source_is_ours else "sew")
     vocab = source / "vocab.json" if (source / "vocab.json").is_file() else None
@@ -32,7 +33,7 @@ def run(args) -> int:
 def add_parser(sub) -> None:
     p = sub.add_parser("convert", help="convert a model between our format and the Hugging Face format",
                        description="Convert a model directory: ours (sew_config.json) <-> Hugging Face (config.json).")
-    p.add_argument("source", help="model directory to read (ours or Hugging Face SEW / SEW-D / wav2vec2)")
+    p.add_argument("source", help="model directory to read (ours or Hugging Face SEW / SEW-D / wav2vec2) or Hub id")
     p.add_argument("output", help="directory to write")
     p.add_argument("--to", choices=["sew", "hf"], default=None,
                    help="target format (default: the other one than the source's)")

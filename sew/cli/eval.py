@@ -20,6 +20,9 @@ def load_ctc_model(model_dir, vocab_path=None, device: str | None = None, backen
     import sew
     from sew.data.text import VOCAB_FILE, Vocabulary
 
+    from sew.hub import resolve_model_dir
+
+    model_dir = resolve_model_dir(model_dir)
     model = sew.load_model(model_dir)
     if model.ctc_head is None:
         raise ValueError(f"{model_dir}: this model has no CTC head; fine-tune it first (sew finetune --model {model_dir})")
@@ -113,12 +116,14 @@ def add_parser(sub) -> None:
                        description="Decode a corpus split in length-sorted padded batches (greedy CTC, or beam search "
                                    "with an optional KenLM model) and report WER and CER (jiwer). Writes "
                                    "OUT/metrics.json and OUT/utterances.tsv (reference, hypothesis, errors).")
-    p.add_argument("--model", required=True, help="model directory with a CTC head and vocab.json (ours or Hugging Face)")
+    p.add_argument("--model", required=True, help="model directory or Hugging Face Hub id (ORG/NAME[@REVISION]) with a "
+                                                  "CTC head and vocab.json")
     p.add_argument("--data", default=None,
                    help="corpus: manifest directory, .tsv, LibriSpeech, audiofolder or datasets directory "
                         "(default: the built-in synthetic corpus)")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    p.add_argument("--out", default=None, help="directory for metrics.json and utterances.tsv (default: MODEL/eval-SPLIT)")
+    p.add_argument("--out", default=None, help="directory for metrics.json and utterances.tsv (default: MODEL/eval-SPLIT; "
+                                            "runs/eval-ORG--NAME-SPLIT for a Hub id)")
     p.add_argument("--batch-seconds", type=float, default=100.0,
                    help="padded audio per batch in seconds (default: 100)")
     p.add_argument("--json", action="store_true", help="also print the metrics as JSON")
@@ -128,6 +133,10 @@ def add_parser(sub) -> None:
 
 
 def _default_out(args):
-    if args.out is None:
-        args.out = str(Path(args.model) / f"eval-{args.split}")
+    from sew.hub import is_hub_id
+
+    if args.out is None:  # beside a local model; a Hub model's cache is not ours to write into
+        local = not is_hub_id(args.model)
+        args.out = str(Path(args.model) / f"eval-{args.split}" if local else
+                       Path("runs") / f"eval-{args.model.replace('/', '--')}-{args.split}")
     return args

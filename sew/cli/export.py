@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
     onnx = kinds.add_parser("onnx", help="ONNX with dynamic batch and time axes, checked with onnxruntime",
                             description="Export to ONNX (opset 18+, dynamic batch and time) and compare the result "
                                         "with PyTorch on padded batches of several lengths.")
-    onnx.add_argument("--model", required=True, help="model directory (ours or Hugging Face)")
+    onnx.add_argument("--model", required=True, help="model directory (ours or Hugging Face) or Hub id (ORG/NAME)")
     onnx.add_argument("--out", required=True, help="ONNX file to write")
     onnx.add_argument("--max-seconds", type=float, default=3600.0, help="longest input the graph accepts (default: 3600)")
     onnx.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")

@@ -66,7 +66,8 @@ def add_parser(sub) -> None:
                    help="fine-tuning preset in configs/finetune (quick, 10m, 1h, 10h, 100h) or a YAML path "
                         "(default: quick)")
     p.add_argument("--model", default=None,
-                   help="model to start from: model directory (ours or Hugging Face) or model preset name "
+                   help="model to start from: model directory (ours or Hugging Face), Hub id (ORG/NAME[@REVISION]) "
+                        "or model preset name "
                         "(default: the preset's, sew-d-micro for quick)")
     p.add_argument("--data", default=None,
                    help="corpus with transcripts: manifest directory, .tsv, LibriSpeech tree, audiofolder or "

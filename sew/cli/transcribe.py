@@ -33,7 +33,8 @@ def add_parser(sub) -> None:
                                    "whose logits are stitched, so memory does not grow with the file length. A file "
                                    "that cannot be used gets one error line and the others are still transcribed.")
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files (WAV, FLAC, OGG; any rate, mono or stereo)")
-    p.add_argument("--model", required=True, help="model directory with a CTC head and vocab.json (ours or Hugging Face)")
+    p.add_argument("--model", required=True, help="model directory or Hugging Face Hub id (ORG/NAME[@REVISION]) with a "
+                                                  "CTC head and vocab.json")
     p.add_argument("--chunk-seconds", type=float, default=30.0,
                    help="longest piece of audio the model sees at once (default: 30)")
     p.add_argument("--context-seconds", type=float, default=5.0,

@@ -38,7 +38,7 @@ class PretrainRecipe:
 
     model: str = "sew-d-micro"  # a model preset name or YAML path
     model_overrides: dict[str, Any] = field(default_factory=dict)
-    init: str | None = None  # start from this model directory's encoder weights (ours or Hugging Face)
+    init: str | None = None  # start from this model's encoder weights: a directory (ours or Hugging Face) or Hub id
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(best_metric="loss"))
