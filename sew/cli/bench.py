@@ -105,6 +105,9 @@ def run_main(args) -> int:
     from sew.bench.profile import PROFILES, compare, run_profile
     from sew.bench.report import load_results
 
+    if args.profile == "paper":
+        results = run_paper_profile(args)
+        return check_against(results, args, compare, load_results) or (1 if results["failures"] else 0)
     profile = PROFILES[args.profile]
     changes = {k: v for k, v in (("models", args.models), ("budget_minutes", args.budget_minutes),
                                  ("max_updates", args.max_updates)) if v is not None}
@@ -119,16 +122,40 @@ def run_main(args) -> int:
     print(f"sew bench: profile {args.profile} ({profile.notes}); models {', '.join(profile.models)}", flush=True)
     _, results = run_profile(profile, args.out, seed=args.seed, repeats=args.repeats, data=args.data, device=device,
                              threads=args.threads, progress=not args.no_progress)
-    failed = 1 if results["failures"] else 0
-    if args.compare:
-        problems = compare(results, load_results(args.compare), args.tolerance)
-        if problems:
-            print(f"\nworse than {args.compare} by more than {args.tolerance}%:")
-            for line in problems:
-                print(f"  - {line}")
-            return 1
-        print(f"\nno regression against {args.compare} (tolerance {args.tolerance}%)")
-    return failed
+    return check_against(results, args, compare, load_results) or (1 if results["failures"] else 0)
+
+
+def check_against(results: dict, args, compare, load_results) -> int:
+    """With ``--compare``: 1 and the list of regressions against the earlier results, else 0."""
+    if not args.compare:
+        return 0
+    problems = compare(results, load_results(args.compare), args.tolerance)
+    if problems:
+        print(f"\nworse than {args.compare} by more than {args.tolerance}%:")
+        for line in problems:
+            print(f"  - {line}")
+        return 1
+    print(f"\nno regression against {args.compare} (tolerance {args.tolerance}%)")
+    return 0
+
+
+def run_paper_profile(args) -> dict:
+    """The paper's Figure 1 from the released checkpoints (``sew.bench.paper``)."""
+    from sew.bench.paper import PaperRun, run_paper
+
+    run = PaperRun()
+    if args.models:
+        run.models = list(args.models)
+    if args.speed_utterances is not None:
+        run.speed_utterances = args.speed_utterances
+    run.reference = not args.no_reference
+    run.lm, run.finetune_minutes = args.lm, args.finetune_minutes
+    device = pick_device(args.device)
+    print(f"sew bench: profile paper (released LibriSpeech-100h checkpoints on {args.data}); "
+          f"models {', '.join(run.models)}", flush=True)
+    _, results = run_paper(run, args.data, args.out, seed=args.seed, device=device, threads=args.threads,
+                           progress=not args.no_progress)
+    return results
 
 
 def run_wer(args) -> int:
@@ -161,16 +188,27 @@ def add_parser(sub) -> None:
                                    "SEW, SEW-D and wav2vec 2.0 and write results/<timestamp>/results.json, "
                                    "results.md and pareto.png.")
     p.add_argument("--profile", default="quick", choices=["quick", "paper"],
-                   help="quick: micro presets on the built-in corpus, < 30 min on 2 CPU cores; paper: official sizes (GPU)")
-    p.add_argument("--models", nargs="+", default=None, help="replace the profile's models (presets or directories)")
+                   help="quick: micro presets on the built-in corpus, < 30 min on 2 CPU cores; paper: the released "
+                        "LibriSpeech-100h checkpoints (Hub ids) scored on --data's dev-other / test-other and timed "
+                        "under the paper's protocol (default: quick)")
+    p.add_argument("--models", nargs="+", default=None,
+                   help="replace the profile's models (presets, directories or Hub ids)")
     p.add_argument("--budget-minutes", type=float, default=None, help="training minutes per model (default: the profile's)")
     p.add_argument("--max-updates", type=int, default=None, help="also stop training after this many updates")
     p.add_argument("--seed", type=int, default=0, help="first training seed (default: 0)")
     p.add_argument("--repeats", type=int, default=1, help="training runs per model with seeds seed, seed+1, ... (default: 1)")
-    p.add_argument("--data", default=None, help="corpus to train and test on (default: the built-in corpus)")
+    p.add_argument("--data", default=None,
+                   help="corpus to train and test on (default: the built-in corpus; paper: LibriSpeech, required)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run (default: auto)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--speed-utterances", type=int, default=None, help="utterances in the speed set (default: the profile's)")
+    p.add_argument("--speed-utterances", type=int, default=None,
+                   help="utterances in the speed set (default: the profile's; paper: 200 of dev-other, 0 for all)")
+    p.add_argument("--lm", default=None, metavar="4GRAM",
+                   help="paper profile: also decode with beam search and this KenLM model (.arpa / .bin; needs "
+                        "pyctcdecode and kenlm) (default: greedy only)")
+    p.add_argument("--finetune-minutes", type=float, default=None,
+                   help="paper profile: first fine-tune the released pretrained checkpoints with the official 100h "
+                        "recipe on --data's train-clean-100 for this long each (default: released fine-tuned ones only)")
     p.add_argument("--no-reference", action="store_true", help="skip the transformers reference rows")
     p.add_argument("--out", default="results", help="results go to OUT/<timestamp>/ (default: results)")
     p.add_argument("--compare", default=None, metavar="BASELINE.json",
