@@ -294,6 +294,7 @@ def machine_info(device: torch.device, threads: int) -> dict:
         pass
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
+        info["tf32"] = {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}
     return info
 
 

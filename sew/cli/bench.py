@@ -41,6 +41,8 @@ def run_speed(args) -> int:
     threads = args.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
     device = pick_device(args.device)
+    if device == "cuda" and args.dtype == "float32":  # the paper's float32: no TF32 anywhere
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     setup = SpeedSetup(device=device, dtype=args.dtype, threads=threads, max_tokens=args.max_tokens, compile=args.compile, onnx=args.onnx,
                        repeats=args.repeats, warmup=args.warmup,
                        lengths=utterance_lengths(args.utterances, args.seed, args.mean_seconds),
