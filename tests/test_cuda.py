@@ -74,8 +74,9 @@ def test_cuda_training_lowers_the_loss(precision):
     model, optimizer = acc.prepare(model, optimizer)
     x, lengths = batch()
     x, lengths = x.to(acc.device), lengths.to(acc.device)
-    targets = torch.randint(1, 8, (3, 12), device=acc.device)
     target_lengths = torch.tensor([12, 9, 5], device=acc.device)
+    targets = torch.randint(1, 8, (3, 12), device=acc.device)
+    targets[torch.arange(12, device=acc.device)[None] >= target_lengths[:, None]] = -100  # padding
     losses = []
     for _ in range(8):
         with acc.autocast():

@@ -101,7 +101,7 @@ def run_profile(profile: Profile, out_root: str | Path = "results", *, seed: int
             row = failures.attempt(name, f"fine-tuning and scoring, seed {seed + k}", lambda: train_and_score(
                 name, out / "runs" / f"{name}-seed{seed + k}", recipe=profile.recipe,
                 budget_minutes=profile.budget_minutes, max_updates=profile.max_updates, seed=seed + k, data=data,
-                progress=progress, extra=profile.extra, variants=profile.variants))
+                progress=progress, extra=profile.extra, variants=profile.variants, device=device))
             if row is not None:
                 for variant, error in row.get("variant_errors", {}).items():
                     failures.add(name, f"{variant} scoring, seed {seed + k}", error)

@@ -17,12 +17,13 @@ def train_and_score(model: str, run_dir: str | Path, *, recipe: str = "quick", b
                     max_updates: int | None = None, seed: int = 0, data: str | Path | None = None,
                     test_split: str = "test", progress: bool = True, extra: list[str] | None = None,
                     variants: list[str] | tuple[str, ...] = (), pretrain_minutes: float | None = None,
-                    pretrain_recipe: str = "quick") -> dict:
+                    pretrain_recipe: str = "quick", device: str | None = None) -> dict:
     """Fine-tune ``model`` (preset or directory) with the fine-tuning ``recipe`` and score it on ``test_split``.
 
     ``variants`` also scores the trained model through other backends: ``bf16`` (bfloat16 weights and
     activations), ``int8`` (dynamic int8 linear layers) and ``onnx`` (ONNX Runtime), giving ``wer_int8``,
-    ``cer_int8``, ... next to ``wer``, ``cer``. ``pretrain_minutes``: first pretrain ``model`` (a preset)
+    ``cer_int8``, ... next to ``wer``, ``cer``. ``device``: ``"cpu"`` trains on the CPU even where a GPU
+    is present (None: the GPU when there is one). ``pretrain_minutes``: first pretrain ``model`` (a preset)
     with ``pretrain_recipe`` for that long on the same corpus, then fine-tune from ``RUN/pretrain/final``."""
     import sew
     from sew.asr.decode import make_decoder
@@ -33,8 +34,13 @@ def train_and_score(model: str, run_dir: str | Path, *, recipe: str = "quick", b
     from sew.data.text import Vocabulary
     from sew.export import inference_backend
 
+    from sew.train.setup import make_accelerator
+
     run = Path(run_dir)
     start = time.perf_counter()
+
+    def accelerator(precision: str):
+        return make_accelerator(precision, cpu=True) if device == "cpu" else None
     init, pretrain_updates = model, None
     if pretrain_minutes:
         from sew.pretrain.recipe import load_recipe as load_pretrain_recipe
@@ -42,8 +48,9 @@ def train_and_score(model: str, run_dir: str | Path, *, recipe: str = "quick", b
 
         torch.manual_seed(seed)
         recipe_overrides = [f"model={model}", f"train.seed={seed}", f"train.max_minutes={pretrain_minutes}"]
-        pretrain_updates = pretrain(load_pretrain_recipe(pretrain_recipe, recipe_overrides), data,
-                                    run / "pretrain", progress=progress).update
+        pretrain_recipe_ = load_pretrain_recipe(pretrain_recipe, recipe_overrides)
+        pretrain_updates = pretrain(pretrain_recipe_, data, run / "pretrain", progress=progress,
+                                    accelerator=accelerator(pretrain_recipe_.train.mixed_precision)).update
         init = str(run / "pretrain" / "final")
     overrides = [f"model={init}", f"train.seed={seed}", "data.valid_split=null"]
     if budget_minutes is not None:
@@ -51,7 +58,9 @@ def train_and_score(model: str, run_dir: str | Path, *, recipe: str = "quick", b
     if max_updates is not None:
         overrides.append(f"train.max_update={max_updates}")
     torch.manual_seed(seed)
-    state = finetune(load_recipe(recipe, overrides + list(extra or [])), data, run, progress=progress)
+    finetune_recipe = load_recipe(recipe, overrides + list(extra or []))
+    state = finetune(finetune_recipe, data, run, progress=progress,
+                     accelerator=accelerator(finetune_recipe.train.mixed_precision))
     wall = time.perf_counter() - start
     trained = sew.load_model(run / "final")
     vocab = Vocabulary.load(run)
