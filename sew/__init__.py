@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from sew.checkpoint import load_model
-from sew.config import EncoderConfig, load_config, preset_names
+from sew.models.config import EncoderConfig, load_config, preset_names
 from sew.interop import export_hf
 from sew.models.encoder import EncoderOutput, SpeechEncoder
 

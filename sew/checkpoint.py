@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from sew.config import EncoderConfig
+from sew.models.config import EncoderConfig
 
 CONFIG_NAME = "sew_config.json"
 WEIGHTS_NAME = "model.safetensors"

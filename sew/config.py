@@ -1,7 +1,10 @@
-"""Model configuration: one dataclass for the three encoder families, presets in YAML.
+"""Configuration: dataclasses built from mappings, by type, and the YAML presets in ``configs/``.
 
-A preset is a YAML file in ``configs/model/`` holding the fields of ``EncoderConfig``;
-``load_config`` turns a preset name, a YAML path or a dict into a validated config.
+``from_mapping(Cls, data, source)`` is the one loader of the project: every config (the encoder,
+the training loop, the fine-tuning and pretraining recipes and their sections) is a dataclass, and
+a mapping read from YAML, JSON or ``--set`` overrides becomes one here. Values are converted by
+the field's type annotation (``"1e-4"`` -> 0.0001 for a float, lists -> tuples, nested mappings ->
+nested dataclasses), and an unknown key is named with the closest known field.
 """
 
 from __future__ import annotations
@@ -9,189 +12,230 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-from dataclasses import dataclass, field, fields
+import types
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import yaml
 
-FAMILIES = ("sew", "sew-d", "wav2vec2")
-POS_ATT_TYPES = ("c2p", "p2c")
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
-def unknown_field_hints(cls, data: dict[str, Any]) -> list[str]:
-    """Keys of ``data`` that are not fields of dataclass ``cls``, each with the closest field name if any."""
-    known = {f.name for f in fields(cls)}
-    return [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, known, 1)) else k
-            for k in sorted(set(data) - known)]
+class ConfigError(ValueError):
+    """A config value or key that does not fit its dataclass; the message names where."""
 
 
-@dataclass
-class EncoderConfig:
-    """Every hyper-parameter of a SEW, SEW-D or wav2vec 2.0 encoder (and its CTC head).
-
-    Names follow the paper and the official recipe; ``sew.interop`` maps them to and
-    from the Hugging Face config fields.
-    """
-
-    family: str = "sew-d"
-    # Waveform feature extractor: (channels, kernel, stride) per conv layer.
-    conv_layers: list[tuple[int, int, int]] = field(
-        default_factory=lambda: [(64, 10, 5), (128, 3, 2), (128, 1, 1), (128, 3, 2), (128, 1, 1),
-                                 (256, 3, 2), (256, 1, 1), (256, 3, 2), (256, 1, 1),
-                                 (512, 2, 2), (512, 1, 1), (512, 2, 2), (512, 1, 1)]
-    )
-    conv_norm: str = "group"  # "group": GroupNorm on layer 0 only; "layer": LayerNorm on every layer
-    conv_bias: bool = False
-    feature_layer_norm_eps: float = 1e-5
-    # Transformer.
-    hidden_size: int = 512
-    num_layers: int = 12
-    num_heads: int = 8
-    intermediate_size: int = 2048
-    layer_norm_eps: float = 1e-5
-    layer_norm_first: bool = False  # pre-LN ("stable layer norm", wav2vec 2.0 large)
-    # Convolutional positional embedding (the squeeze downsampler in SEW / SEW-D).
-    pos_conv_kernel: int = 31
-    pos_conv_groups: int = 16
-    squeeze_factor: int = 2  # SEW / SEW-D only
-    # Disentangled attention (SEW-D only).
-    head_size: int | None = None  # defaults to hidden_size // num_heads
-    position_buckets: int = 256
-    max_relative_positions: int = 512
-    share_att_key: bool = True
-    pos_att_type: list[str] = field(default_factory=lambda: ["p2c", "c2p"])
-    norm_rel_embeddings: bool = True
-    # Dropout and LayerDrop (training only).
-    feature_dropout: float = 0.0  # on the projected features ("dropout_input")
-    hidden_dropout: float = 0.1  # residual-branch dropout (SEW-D uses activation_dropout here, as the official code)
-    attention_dropout: float = 0.1
-    activation_dropout: float = 0.0
-    layerdrop: float = 0.0
-    final_dropout: float = 0.0  # before the CTC head
-    # Head and input.
-    vocab_size: int | None = None  # a CTC head when set
-    normalize_waveform: bool = False  # zero mean, unit variance per utterance before the model
-
-    def __post_init__(self) -> None:
-        self.conv_layers = [tuple(int(v) for v in layer) for layer in self.conv_layers]
-        self.pos_att_type = list(self.pos_att_type)
-        self.validate()
-
-    # -- derived quantities -------------------------------------------------------------
-    @property
-    def conv_dim(self) -> int:
-        return self.conv_layers[-1][0]
-
-    @property
-    def frame_stride(self) -> int:
-        """Samples between two output frames of the feature extractor (320 = 20 ms)."""
-        stride = 1
-        for _, _, s in self.conv_layers:
-            stride *= s
-        return stride
-
-    @property
-    def receptive_field(self) -> int:
-        """Samples seen by one output frame of the feature extractor (400 = 25 ms)."""
-        rf, jump = 1, 1
-        for _, k, s in self.conv_layers:
-            rf += (k - 1) * jump
-            jump *= s
-        return rf
-
-    @property
-    def attention_head_size(self) -> int:
-        return self.head_size or self.hidden_size // self.num_heads
-
-    @property
-    def squeezes(self) -> bool:
-        return self.family in ("sew", "sew-d")
-
-    # -- validation and (de)serialisation -----------------------------------------------
-    def validate(self) -> None:
-        def bad(name: str, why: str) -> ValueError:
-            return ValueError(f"model config field '{name}': {why}")
-
-        if self.family not in FAMILIES:
-            raise bad("family", f"got {self.family!r}, expected one of {', '.join(FAMILIES)}")
-        if not self.conv_layers or any(len(layer) != 3 or min(layer) < 1 for layer in self.conv_layers):
-            raise bad("conv_layers", "expected a non-empty list of positive [channels, kernel, stride] triples")
-        if self.conv_norm not in ("group", "layer"):
-            raise bad("conv_norm", f"got {self.conv_norm!r}, expected 'group' or 'layer'")
-        if self.head_size is None and self.hidden_size % self.num_heads:
-            raise bad("num_heads", f"hidden_size {self.hidden_size} is not divisible by {self.num_heads} heads")
-        if self.hidden_size % self.pos_conv_groups:
-            raise bad("pos_conv_groups", f"hidden_size {self.hidden_size} is not divisible by {self.pos_conv_groups}")
-        if self.squeeze_factor < 1:
-            raise bad("squeeze_factor", "must be at least 1")
-        unknown = set(self.pos_att_type) - set(POS_ATT_TYPES)
-        if unknown:
-            raise bad("pos_att_type", f"unknown terms {sorted(unknown)}; use a subset of {list(POS_ATT_TYPES)}")
-        if self.family == "sew-d" and self.layer_norm_first:
-            raise bad("layer_norm_first", "SEW-D layers are post-LN only")
-        if self.family == "sew" and self.layer_norm_first:
-            raise bad("layer_norm_first", "SEW layers are post-LN only")
-        for name in ("feature_dropout", "hidden_dropout", "attention_dropout", "activation_dropout",
-                     "layerdrop", "final_dropout"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise bad(name, f"got {value}, expected a probability in [0, 1)")
-        if self.vocab_size is not None and self.vocab_size < 2:
-            raise bad("vocab_size", f"got {self.vocab_size}, a CTC head needs at least 2 symbols")
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["conv_layers"] = [list(layer) for layer in self.conv_layers]
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "EncoderConfig":
-        hints = unknown_field_hints(cls, data)
-        if hints:
-            raise ValueError(f"{source}: unknown model config fields: {', '.join(hints)}")
-        return cls(**data)
-
-    def replace(self, **changes: Any) -> "EncoderConfig":
-        return dataclasses.replace(self, **changes)
+def field_hint(cls, key: str) -> str:
+    """``key`` with the closest field name of dataclass ``cls``, for error messages."""
+    close = difflib.get_close_matches(key, [f.name for f in dataclasses.fields(cls)], 1)
+    return f"{key} (did you mean {close[0]}?)" if close else key
 
 
-# -- presets ------------------------------------------------------------------------------
+def from_mapping(cls, data: Any, source: str = "config"):
+    """An instance of dataclass ``cls`` from ``data`` (a mapping, an instance, or None for the defaults)."""
+    if data is None:
+        return cls()
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of {cls.__name__} fields, found {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = [field_hint(cls, str(k)) for k in data if k not in known]
+    if unknown:
+        raise ConfigError(f"{source}: unknown fields {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    defaults = {f.name: f.default_factory() for f in dataclasses.fields(cls)
+                if f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(hints[f.name])}
+    values = {}
+    for key, value in data.items():
+        where = f"{source}: {key}"
+        if key in defaults and isinstance(value, dict):  # a section given in part keeps its other defaults
+            values[key] = from_mapping(hints[key], {**to_mapping(defaults[key]), **value}, where)
+        else:
+            values[key] = convert(value, hints[key], where)
+    try:
+        return cls(**values)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{source}: {err}") from err
+
+
+def convert(value: Any, annotation: Any, where: str) -> Any:
+    """``value`` as the type ``annotation`` says (see the module docstring); ``where`` names it in errors."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        errors = []
+        for option in options:
+            try:
+                return convert(value, option, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} fits none of "
+                          f"{', '.join(getattr(o, '__name__', str(o)) for o in options)}")
+    if dataclasses.is_dataclass(annotation):
+        return from_mapping(annotation, value, where)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, found {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise ConfigError(f"{where}: expected {len(args)} values, found {len(value)} ({value!r})")
+            return tuple(convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        item = args[0] if args else Any
+        items = [convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, found {value!r}")
+        key_type, value_type = args if args else (Any, Any)
+        return {convert(k, key_type, where): convert(v, value_type, f"{where}.{k}") for k, v in value.items()}
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ConfigError(f"{where}: expected true or false, found {value!r}")
+    if annotation is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, found {value!r}")
+        if isinstance(value, int):
+            return value
+        number = _number(value, where, "an integer")
+        if number != int(number):
+            raise ConfigError(f"{where}: expected an integer, found {value!r}")
+        return int(number)
+    if annotation is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, found {value!r}")
+        return float(value) if isinstance(value, (int, float)) else _number(value, where, "a number")
+    if annotation is str:
+        if isinstance(value, bool):  # YAML 1.1 reads no / yes / off / on as booleans
+            raise ConfigError(f"{where}: expected text, found the boolean {value!r}; quote it ('{value}' in YAML "
+                              "turns into a boolean: write \"no\" or \"off\" with quotes)")
+        if isinstance(value, (int, float)):
+            return str(value)
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected text, found {value!r}")
+        return value
+    return value
+
+
+def _number(value: Any, where: str, what: str) -> float:
+    if isinstance(value, str):
+        try:
+            return float(value.replace("_", ""))
+        except ValueError:
+            pass
+    raise ConfigError(f"{where}: expected {what}, found {value!r}")
+
+
+def to_mapping(config) -> dict[str, Any]:
+    """A dataclass as plain JSON/YAML data (tuples as lists)."""
+    def plain(v):
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+    return plain(dataclasses.asdict(config))
+
+
+# -- presets -------------------------------------------------------------------------------------
 def preset_dir(kind: str = "model") -> Path:
     """``configs/<kind>/``: ``sew/_configs`` links to the repository's configs/ and ships in the wheel."""
     return Path(__file__).resolve().parent / "_configs" / kind
 
 
-def preset_names() -> list[str]:
-    return sorted(p.stem for p in preset_dir().glob("*.yaml"))
+def preset_names(kind: str = "model") -> list[str]:
+    return sorted(p.stem for p in preset_dir(kind).glob("*.yaml"))
 
 
-def load_config(spec: "str | Path | dict | EncoderConfig", **overrides: Any) -> EncoderConfig:
-    """A config from a preset name, a YAML/JSON path, a dict or a config (copied), with overrides."""
-    if isinstance(spec, EncoderConfig):
-        data, source = spec.to_dict(), "config"
-    elif isinstance(spec, dict):
-        data, source = dict(spec), "config dict"
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping, found {type(data).__name__}")
+    return data
+
+
+def preset_path(kind: str, spec: str | Path) -> Path:
+    """The YAML file of preset ``spec`` of ``configs/<kind>/``, or ``spec`` itself when it is a path."""
+    path = Path(spec)
+    if path.suffix in (".yaml", ".yml", ".json") or path.is_file():
+        if not path.is_file():
+            raise ConfigError(f"{kind} config file {path} does not exist")
+        return path
+    preset = preset_dir(kind) / f"{spec}.yaml"
+    if not preset.is_file():
+        names = preset_names(kind)
+        close = difflib.get_close_matches(str(spec), names, 3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(f"unknown {kind} preset {str(spec)!r}.{hint} Known presets: {', '.join(names)}")
+    return preset
+
+
+def parse_override(text: str) -> tuple[list[str], str]:
+    """``"train.lr=1e-4"`` -> (["train", "lr"], "1e-4")."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected SECTION.FIELD=VALUE, e.g. train.lr=1e-4")
+    key, value = text.split("=", 1)
+    return key.strip().split("."), value.strip()
+
+
+def override_value(text: str) -> Any:
+    """A ``--set`` value read as YAML, except YAML 1.1's booleans ``no`` / ``yes`` / ``on`` / ``off``,
+    which stay text (a text field gets "no", a boolean field still reads it as false); the field's
+    type then converts it (``"1e-4"`` -> 0.0001 for a float)."""
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--set value {text!r} is not valid YAML ({err})") from err
+    if isinstance(parsed, bool) and text.strip().lower() not in ("true", "false"):
+        return text
+    return parsed
+
+
+def set_dotted(data: dict[str, Any], keys: list[str], value: Any, label: str) -> None:
+    """``data[k1][k2]...[kn] = value``, creating sections on the way."""
+    node = data
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{label}: {k} is not a section")
+    node[keys[-1]] = value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """``data`` with ``--set SECTION.FIELD=VALUE`` overrides applied (nested sections created)."""
+    for text in overrides or []:
+        keys, raw = parse_override(text)
+        set_dotted(data, keys, override_value(raw), f"--set {text!r}")
+    return data
+
+
+def load_preset(kind: str, cls, spec, overrides: list[str] | None = None, values: dict[str, Any] | None = None):
+    """A ``cls`` from preset ``spec`` of ``configs/<kind>/`` (or a YAML / JSON path, or a mapping), with
+    ``--set`` overrides, then ``values`` by dotted field name (``{"train.lr": 1e-4}``), applied."""
+    if isinstance(spec, dict):
+        data, source = dict(spec), f"{kind} config"
     else:
-        path = Path(spec)
-        if path.suffix in (".yaml", ".yml", ".json") or path.exists():
-            if not path.is_file():
-                raise ValueError(f"model config file {path} does not exist")
-            text = path.read_text()
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-            source = str(path)
-        else:
-            name = str(spec)
-            preset = preset_dir() / f"{name}.yaml"
-            if not preset.is_file():
-                names = preset_names()
-                close = difflib.get_close_matches(name, names, 3)
-                hint = f" Did you mean {', '.join(close)}?" if close else ""
-                raise ValueError(f"unknown model preset {name!r}.{hint} Known presets: {', '.join(names)}")
-            data, source = yaml.safe_load(preset.read_text()), str(preset)
-        if not isinstance(data, dict):
-            raise ValueError(f"{source}: expected a mapping of model config fields, found {type(data).__name__}")
-        data.pop("name", None)
-        data.pop("description", None)
-    data.update(overrides)
-    return EncoderConfig.from_dict(data, source)
+        path = preset_path(kind, spec)
+        data, source = (json.loads(path.read_text()) if path.suffix == ".json" else read_yaml(path)), str(path)
+    for key in ("name", "description"):
+        if key not in {f.name for f in dataclasses.fields(cls)}:
+            data.pop(key, None)
+    apply_overrides(data, overrides)
+    for dotted, value in (values or {}).items():
+        set_dotted(data, dotted.split("."), value, dotted)
+    return from_mapping(cls, data, source)

@@ -11,7 +11,6 @@ already has one over the same vocabulary) and the vocabulary is saved with every
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import torch
 
 from sew.asr.ctc import init_prior_bias
+from sew.config import load_preset, to_mapping
 from sew.asr.evaluate import eval_dataset
 from sew.asr.task import CTCTask
 from sew.data.corpus import DEV_ALIASES, dev_split, hold_out, read_corpus
@@ -29,7 +29,6 @@ from sew.data.text import VOCAB_FILE, Vocabulary
 from sew.hub import is_hub_id, resolve_model_dir
 from sew.train.loop import TrainConfig, Trainer, TrainingState
 from sew.train.masking import MaskingConfig
-from sew.train.recipe import load_preset, section
 from sew.train.setup import freeze
 
 
@@ -58,28 +57,14 @@ class FinetuneRecipe:
     description: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return to_mapping(self)
 
 
-def recipe_from_dict(data: dict[str, Any], source: str = "recipe") -> FinetuneRecipe:
-    data = dict(data)
-    data.pop("name", None)
-    top = {f.name for f in dataclasses.fields(FinetuneRecipe)}
-    unknown = sorted(set(data) - top)
-    if unknown:
-        raise ValueError(f"{source}: unknown recipe fields {unknown}; known: {sorted(top)}")
-    return FinetuneRecipe(
-        masking=section(MaskingConfig, data.pop("masking", None), f"{source}: masking"),
-        data=section(FinetuneData, data.pop("data", None), f"{source}: data"),
-        train=TrainConfig.from_dict({"best_metric": "wer", **(data.pop("train", None) or {})}, f"{source}: train"),
-        **data,
-    )
-
-
-def load_recipe(spec: str | Path = "quick", overrides: list[str] | None = None) -> FinetuneRecipe:
-    """A recipe from a preset of ``configs/finetune/`` or a YAML path, with ``--set`` overrides."""
-    data, source = load_preset("finetune", spec, overrides)
-    return recipe_from_dict(data, source)
+def load_recipe(spec: str | Path | dict = "quick", overrides: list[str] | None = None,
+                values: dict[str, Any] | None = None) -> FinetuneRecipe:
+    """A recipe from a preset of ``configs/finetune/``, a YAML path or a mapping, with ``--set``
+    overrides and then ``values`` by dotted name (``{"train.lr": 1e-4}``)."""
+    return load_preset("finetune", FinetuneRecipe, spec, overrides, values)
 
 
 # -- vocabulary and model -------------------------------------------------------------------------

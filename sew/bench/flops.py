@@ -8,7 +8,7 @@ Element-wise work (norms, activations, softmax) is left out, as usual. 1 MAC = 2
 
 from __future__ import annotations
 
-from sew.config import EncoderConfig
+from sew.models.config import EncoderConfig
 from sew.models.disentangled import relative_index
 from sew.models.lengths import conv_output_lengths
 

@@ -6,7 +6,7 @@ import json
 
 import torch
 
-from sew.config import load_config, preset_names
+from sew.models.config import load_config, preset_names
 
 
 def describe(name: str, vocab_size: int = 32) -> dict:

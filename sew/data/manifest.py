@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from sew.config import EncoderConfig
+from sew.models.config import EncoderConfig
 from sew.data import rejects
 from sew.data.audio import AudioError, load_audio, write_flac
 from sew.data.corpus import Corpus, Utterance, list_splits, read_corpus

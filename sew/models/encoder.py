@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from sew.config import EncoderConfig
+from sew.models.config import EncoderConfig
 from sew.models.context import SqueezeContextNetwork, Wav2Vec2ContextNetwork, fit_frames
 from sew.models.disentangled import DisentangledAttention, DisentangledTransformer
 from sew.models.features import ConvFeatureExtractor

@@ -8,9 +8,10 @@ conv-extractor gradient scaled by 0.1.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
+
+from sew.config import from_mapping, to_mapping
 
 
 @dataclass
@@ -72,11 +73,8 @@ class ObjectiveConfig:
         return self.codebook_groups * self.codebook_entries
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return to_mapping(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "objective config") -> "ObjectiveConfig":
-        """``cls(**data)``; unknown fields raise ``ValueError`` naming the closest known ones."""
-        from sew.train.recipe import section
-
-        return section(cls, data, source)
+        return from_mapping(cls, data, source)

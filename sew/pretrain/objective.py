@@ -25,7 +25,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sew.config import EncoderConfig
+from sew.config import from_mapping
+from sew.models.config import EncoderConfig
 from sew.models.encoder import SpeechEncoder
 from sew.models.lengths import lengths_to_mask
 from sew.pretrain.config import ObjectiveConfig
@@ -69,7 +70,7 @@ class PretrainingConfig:
     def from_dict(cls, data: dict[str, Any], source: str = "pretraining config") -> "PretrainingConfig":
         if set(data) != {"encoder", "objective"}:
             raise ValueError(f"{source}: expected 'encoder' and 'objective' sections, found {sorted(data)}")
-        return cls(EncoderConfig.from_dict(data["encoder"], source), ObjectiveConfig.from_dict(data["objective"], source))
+        return from_mapping(cls, data, source)
 
 
 @dataclass

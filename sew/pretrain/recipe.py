@@ -8,16 +8,13 @@ The official batch is written as fairseq's: ``max_tokens`` samples per GPU times
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sew.pretrain.config import ObjectiveConfig
 from sew.train.loop import TrainConfig
-from sew.train.recipe import load_preset, preset_names, section
+from sew.config import load_preset, preset_names, to_mapping
 
 
 @dataclass
@@ -58,38 +55,7 @@ class PretrainRecipe:
         return int(per_process)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def _numbers(cls, data: Any) -> Any:
-    """Strings that YAML 1.1 left unparsed ("1e-3") -> floats, for the float fields of dataclass ``cls``."""
-    if not isinstance(data, dict):
-        return data
-    floats = {f.name for f in dataclasses.fields(cls) if "float" in str(f.type)}
-    out = dict(data)
-    for key in floats & set(out):
-        if isinstance(out[key], str):
-            with contextlib.suppress(ValueError):
-                out[key] = float(out[key])
-    return out
-
-
-def recipe_from_dict(data: dict[str, Any], source: str = "recipe") -> PretrainRecipe:
-    """A ``PretrainRecipe`` from the YAML mapping (sections ``objective``, ``data``, ``train``; the rest top level)."""
-    data = dict(data)
-    top = {f.name for f in dataclasses.fields(PretrainRecipe)}
-    unknown = sorted(set(data) - top - {"name"})
-    if unknown:
-        hints = [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, top, 1)) else k for k in unknown]
-        raise ValueError(f"{source}: unknown recipe sections {', '.join(hints)}")
-    data.pop("name", None)
-    train = {"best_metric": "loss", **(data.pop("train", None) or {})}
-    return PretrainRecipe(
-        objective=section(ObjectiveConfig, _numbers(ObjectiveConfig, data.pop("objective", None)), f"{source}: objective"),
-        data=section(DataConfig, data.pop("data", None), f"{source}: data"),
-        train=section(TrainConfig, _numbers(TrainConfig, train), f"{source}: train"),
-        **data,
-    )
+        return to_mapping(self)
 
 
 def recipe_names() -> list[str]:
@@ -103,10 +69,4 @@ def load_recipe(spec: str | Path = "quick", overrides: list[str] | None = None,
     ``overrides``: ``--set`` strings (``"train.lr=1e-3"``, read as YAML); ``values``: already typed
     values by dotted name (``{"train.lr": 1e-3}``), applied after them.
     """
-    data, source = load_preset("pretrain", spec, overrides)
-    for dotted, value in (values or {}).items():
-        keys, node = dotted.split("."), data
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-        node[keys[-1]] = value
-    return recipe_from_dict(data, source)
+    return load_preset("pretrain", PretrainRecipe, spec, overrides, values)

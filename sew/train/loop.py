@@ -38,6 +38,7 @@ from typing import Any
 
 import torch
 
+from sew.config import from_mapping
 from sew.train.logs import RunLogger
 from sew.train.masking import update_generator
 from sew.train.schedule import build_schedule, set_lr
@@ -81,11 +82,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "train config") -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{source}: unknown train fields {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        return from_mapping(cls, data, source)
 
 
 @dataclass

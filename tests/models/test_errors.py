@@ -50,7 +50,7 @@ def test_unknown_preset_lists_known_ones():
 
 
 def test_bad_config_field(tmp_path):
-    with pytest.raises(ValueError, match=r"unknown model config fields: hiden_size \(did you mean hidden_size\?\)"):
+    with pytest.raises(ValueError, match=r"unknown fields hiden_size \(did you mean hidden_size\?\)"):
         sew.build_model({"family": "sew", "hiden_size": 3})
     with pytest.raises(ValueError, match="field 'family'.*'sewd'"):
         sew.build_model({"family": "sewd"})
