@@ -45,6 +45,17 @@ def keep_freed_memory() -> bool:
     return ok
 
 
+def resolve_device(name: str) -> str:
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without one is an error."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
+    return name
+
+
 def malloc_tuned() -> bool:
     """Whether this process keeps freed memory (set by ``keep_freed_memory`` or glibc's environment variables)."""
     return _applied or os.environ.get("MALLOC_MMAP_MAX_") == "0"

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from sew.bench.speed import heap_bytes_reader
+from sew.bench.timing import heap_bytes_reader
 
 SCRIPT = """
 import ctypes, sys, torch

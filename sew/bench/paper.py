@@ -81,7 +81,7 @@ def score(model_dir: Path, data: Path, split: str, run: PaperRun, device: str, w
     """WER / CER of ``model_dir`` on ``split``: greedy, or beam search with the 4-gram."""
     from sew.asr.decode import GreedyDecoder, make_decoder
     from sew.asr.evaluate import eval_dataset, evaluate
-    from sew.cli.eval import load_ctc_model
+    from sew.asr.model import load_ctc_model
     from sew.data.corpus import read_corpus
 
     model, vocab, device = load_ctc_model(model_dir, device=device)
@@ -109,13 +109,12 @@ def finetune_released(hub_id: str, data: Path, out: Path, minutes: float, seed: 
 
 
 def run_paper(run: PaperRun, data: str | Path | None, out_root: str | Path = "results", *, seed: int = 0,
-              device: str = "cpu", threads: int | None = None, progress: bool = True) -> tuple[Path, dict]:
+              device: str = "cpu", progress: bool = True) -> tuple[Path, dict]:
     """Score and time every checkpoint of ``run``; write results.json, results.md and pareto.png."""
     from sew.bench.plot import pareto_plot
     from sew.bench.profile import Progress
     from sew.bench.report import markdown_table, results_dir, write_results
-    from sew.bench.speed import SpeedSetup, add_ratios, machine_info, matmul_peak_gflops, measure, set_peak_fractions
-    from sew.cli.bench import load_for_bench
+    from sew.bench.speed import SpeedSetup, run_speed_suite
     from sew.data.corpus import list_splits
     from sew.hub import resolve_model_dir
 
@@ -128,8 +127,6 @@ def run_paper(run: PaperRun, data: str | Path | None, out_root: str | Path = "re
     if missing:
         raise ValueError(f"{data}: no split {', '.join(missing)} (found {', '.join(found)}); the paper profile "
                          "needs LibriSpeech's dev-other and test-other")
-    if threads:
-        torch.set_num_threads(threads)
     out = results_dir(out_root)
     failures = FailureLog()
     models = list(run.models)
@@ -146,17 +143,15 @@ def run_paper(run: PaperRun, data: str | Path | None, out_root: str | Path = "re
                 models.append(str(tuned))
     if device == "cuda":  # the paper's float32: no TF32 in matrix products or convolutions
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    info = machine_info(torch.device(device), torch.get_num_threads())
     lengths = speed_lengths(data, run.speed_split, run.speed_utterances, seed)
     setup = SpeedSetup(device=device, threads=torch.get_num_threads(), max_tokens=PAPER_MAX_TOKENS,
                        repeats=run.speed_repeats, lengths=lengths)
-    peak_before = matmul_peak_gflops(torch.device(device), torch.float32)
-    speed, rows = [], []
+    timed = run_speed_suite(models, setup, reference=run.reference, failures=failures,
+                            step=lambda text: steps.step(f"{text} on {len(lengths)} {run.speed_split} utterances"),
+                            log=lambda line: print(line, flush=True))
+    info, baseline, speed = timed.machine, timed.baseline, timed.row_dicts()
+    rows = []
     for spec in models:
-        steps.step(f"{spec}: speed on {len(lengths)} {run.speed_split} utterances")
-        timed = failures.attempt(spec, "speed", lambda: measure(spec, load_for_bench(spec), setup,
-                                                                 reference=run.reference))
-        speed.extend(timed or [])
         row = {"model": spec, "card": card_wers(spec)}
         directory = failures.attempt(spec, "loading", lambda: resolve_model_dir(spec))
         for split in run.splits:
@@ -170,9 +165,6 @@ def run_paper(run: PaperRun, data: str | Path | None, out_root: str | Path = "re
         for split, wer in row["card"].items():
             row[f"card_wer_{split}"] = wer
         rows.append(row)
-    baseline = next((r["model"] for r in speed if r["family"] == "wav2vec2" and r["implementation"] == "sew"), None)
-    add_ratios(speed, baseline)
-    set_peak_fractions(speed, info, torch.device(device), torch.float32, peak_before)
     ours = {r["model"]: r for r in speed if r["implementation"] == "sew"}
     for row in rows:
         timed = ours.get(row["model"], {})
@@ -191,9 +183,9 @@ def run_paper(run: PaperRun, data: str | Path | None, out_root: str | Path = "re
         if run.lm:
             columns.append((f"wer_{split}-4gram", f"WER {split} 4-gram %"))
     table = markdown_table(rows, columns)
-    results = {"profile": "paper", "run": vars(run), "machine": info, "seed": seed, "data": str(data),
-               "baseline": baseline, "speed_utterances": len(lengths), "speed": speed, "wer": rows,
-               "failures": failures.records}
+    results = {"profile_name": "paper", "profile": "paper", "run": vars(run), "machine": info, "seed": seed,
+               "data": str(data), "baseline": baseline, "speed_utterances": len(lengths), "speed": speed,
+               "wer": rows, "failures": failures.records, "table": table}
     write_results(out, results, f"# sew bench --profile paper\n\n{info}\n\nspeed: {len(lengths)} {run.speed_split} "
                                 f"utterances, batches of at most {PAPER_MAX_TOKENS} samples; baseline: {baseline}\n\n"
                                 f"{table}\n\n{failures.markdown()}")

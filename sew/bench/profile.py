@@ -16,11 +16,11 @@ from pathlib import Path
 import torch
 
 from sew.bench.failures import FailureLog
-from sew.cpu import capabilities
 
 
 @dataclass
 class Profile:
+    name: str
     models: list[str]
     budget_minutes: float | None  # training wall clock per model (the same for every family)
     max_updates: int | None = None
@@ -34,7 +34,7 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile(["sew-d-micro", "sew-micro", "w2v2-micro"], budget_minutes=7.5, variants=["bf16", "int8"],
+    "quick": Profile("quick", ["sew-d-micro", "sew-micro", "w2v2-micro"], budget_minutes=7.5, variants=["bf16", "int8"],
                      notes="micro presets, built-in corpus, the quick fine-tuning recipe; < 30 min on 2 CPU cores"),
 }
 
@@ -64,35 +64,23 @@ class Progress:
 
 
 def run_profile(profile: Profile, out_root: str | Path = "results", *, seed: int = 0, repeats: int = 1,
-                data: str | Path | None = None, device: str = "cpu", threads: int | None = None,
-                progress: bool = True) -> tuple[Path, dict]:
+                data: str | Path | None = None, device: str = "cpu", progress: bool = True) -> tuple[Path, dict]:
     """Speed and WER of every model of ``profile``; writes the result files and returns (directory, results)."""
     from sew.bench.plot import pareto_plot
     from sew.bench.report import merged_table, results_dir, write_results
-    from sew.bench.speed import (SpeedSetup, add_ratios, machine_info, matmul_peak_gflops, measure,
-                                 set_peak_fractions, utterance_lengths)
+    from sew.bench.speed import SpeedSetup, run_speed_suite
+    from sew.bench.timing import utterance_lengths
     from sew.bench.wer import summarize_repeats, train_and_score
-    from sew.cli.bench import load_for_bench
 
-    if threads:
-        torch.set_num_threads(threads)
     out = results_dir(out_root)
     train_s = profile.budget_minutes * 60 + 30 if profile.budget_minutes else None  # + the test-split decoding
     steps = Progress([None] * len(profile.models) + [train_s] * (len(profile.models) * repeats))
     setup = SpeedSetup(device=device, repeats=profile.speed_repeats, threads=torch.get_num_threads(),
                        lengths=utterance_lengths(profile.speed_utterances, seed))
-    info = machine_info(torch.device(device), torch.get_num_threads())
-    print(f"# {capabilities().describe()}, {torch.get_num_threads()} threads, {device}", flush=True)
-    peak_before = matmul_peak_gflops(torch.device(device), torch.float32)
-    speed, wer, failures = [], [], FailureLog()
-    for name in profile.models:
-        steps.step(f"{name}: speed")
-        rows = failures.attempt(name, "speed", lambda: measure(name, load_for_bench(name), setup,
-                                                                reference=profile.reference))
-        speed.extend(rows or [])
-    baseline = next((r["model"] for r in speed if r["family"] == "wav2vec2"), None)
-    add_ratios(speed, baseline)
-    set_peak_fractions(speed, info, torch.device(device), torch.float32, peak_before)
+    failures = FailureLog()
+    timed = run_speed_suite(profile.models, setup, reference=profile.reference, failures=failures, step=steps.step,
+                            log=lambda line: print(line, flush=True))
+    speed, wer = timed.row_dicts(), []
     for name in profile.models:
         runs = []
         for k in range(repeats):
@@ -108,11 +96,13 @@ def run_profile(profile: Profile, out_root: str | Path = "results", *, seed: int
                 runs.append(row)
         if runs:
             wer.append(summarize_repeats(runs))
-    results = {"profile": {k: v for k, v in vars(profile).items()}, "machine": info, "seed": seed,
-               "repeats": repeats, "data": str(data) if data else "built-in corpus", "baseline": baseline,
-               "speed": speed, "wer": wer, "failures": failures.records}
     table = merged_table(speed, wer)
-    write_results(out, results, f"# sew bench\n\n{info}\n\nbaseline: {baseline}\n\n{table}\n\n{failures.markdown()}")
+    results = {"profile_name": profile.name, "profile": {k: v for k, v in vars(profile).items()},
+               "machine": timed.machine, "seed": seed, "repeats": repeats,
+               "data": str(data) if data else "built-in corpus", "baseline": timed.baseline,
+               "speed": speed, "wer": wer, "failures": failures.records, "table": table}
+    write_results(out, results, f"# sew bench\n\n{timed.machine}\n\nbaseline: {timed.baseline}\n\n{table}\n\n"
+                                f"{failures.markdown()}")
     pareto_plot(speed, wer, out / "pareto.png")
     print("\n" + table + f"\n\nwrote {out}/results.json, results.md and pareto.png")
     if failures:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -74,3 +75,36 @@ def write_results(directory: Path, data: dict, markdown: str) -> None:
 
 def load_results(path: str | Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def code_version() -> str:
+    """The commit of the code that ran (``+changes`` when the tree differs from it), or ``unknown``."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+changes" if dirty else "")
+
+
+def update_results_page(page: str | Path, results: dict, command: str) -> Path:
+    """Write this run's table with its command, machine, date and commit into ``page`` (Markdown),
+    between markers of its profile, replacing the previous run of that profile; other text stays."""
+    page = Path(page)
+    name = results.get("profile_name", "speed")
+    m = results["machine"]
+    where = f"{m['cpu']} ({m.get('cpu_isa', '?')}), {m['threads']} threads" + (f", {m['gpu']}" if m.get("gpu") else "")
+    begin, end = f"<!-- sew bench {name}: begin -->", f"<!-- sew bench {name}: end -->"
+    block = (f"{begin}\n### `{name}` profile\n\n`{command}` on {where}; torch {m['torch']}; "
+             f"{time.strftime('%Y-%m-%d')}; commit {code_version()}\n\n{results['table']}\n{end}")
+    text = page.read_text() if page.is_file() else "# Results\n"
+    if begin in text and end in text:
+        text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(text)
+    return page

@@ -9,23 +9,20 @@ utterance. A fixed-shape grid (batch x seconds) adds latency numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import platform
-import statistics
 import tempfile
-import threading
-import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from sew.asr.decode import greedy_ids
+from sew.bench.failures import FailureLog
 from sew.bench.flops import SAMPLE_RATE, encoder_macs
+from sew.bench.timing import (length_sorted_batches, machine_info, make_inputs, matmul_peak_gflops, peak_memory,
+                              time_alternating)
 from sew.cpu import capabilities
 from sew.export import quantize_int8
-from sew.models.linear import onednn_available
-from sew.runtime import malloc_tuned
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "int8": torch.float32}
 COMPILE_MODES = {
@@ -52,137 +49,89 @@ class SpeedSetup:
     grid: list[tuple[int, float]] = field(default_factory=list)  # (batch, seconds) latency shapes
 
 
-def utterance_lengths(count: int = 32, seed: int = 0, mean_seconds: float = 6.5) -> list[int]:
-    """Deterministic utterance lengths shaped like LibriSpeech dev-other (log-normal, 1.5-25 s)."""
-    rng = np.random.default_rng(seed)
-    seconds = np.clip(rng.lognormal(np.log(mean_seconds) - 0.18, 0.6, count), 1.5, 25.0)
-    return [int(s * SAMPLE_RATE) for s in seconds]
+@dataclass
+class SpeedRow:
+    """One implementation of one model, timed: the rows of ``results.json`` under ``speed``."""
+
+    model: str
+    implementation: str  # "sew", "sew-compiled", "onnxruntime" or "transformers"
+    family: str
+    params_m: float
+    dtype: str
+    gmacs_per_audio_s: float
+    ms_per_utterance: float
+    audio_s_per_s: float
+    rtf: float
+    achieved_gflops: float
+    peak_memory_mb: float | None = None
+    grid_ms: dict[str, float] = field(default_factory=dict)
+    peak_fraction: float | None = None
+    speedup_vs_baseline: float | None = None
+    macs_ratio_vs_baseline: float | None = None
+    sew_speedup_vs_transformers: float | None = None
+    compiled_speedup_vs_eager: float | None = None
+    onnx_speedup_vs_eager: float | None = None
+
+    def as_dict(self) -> dict:
+        """The row as written to results.json (ratios that do not apply are left out)."""
+        ratios = {"speedup_vs_baseline", "macs_ratio_vs_baseline", "sew_speedup_vs_transformers",
+                  "compiled_speedup_vs_eager", "onnx_speedup_vs_eager", "peak_fraction"}
+        return {k: v for k, v in dataclasses.asdict(self).items() if not (k in ratios and v is None)}
 
 
-def length_sorted_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
-    """Indices sorted by length (longest first), grouped so batch size x longest <= max_tokens."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches, current = [], []
-    for i in order:
-        longest = lengths[current[0]] if current else lengths[i]
-        if current and (len(current) + 1) * longest > max_tokens:
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
-    return batches
+@dataclass
+class SpeedRun:
+    """The rows of one speed suite, the machine they were timed on and the model the ratios are against."""
+
+    rows: list[SpeedRow]
+    machine: dict
+    baseline: str | None
+    failures: list[dict] = field(default_factory=list)
+
+    def row_dicts(self) -> list[dict]:
+        return [r.as_dict() for r in self.rows]
 
 
-def make_inputs(lengths: list[int], batches: list[list[int]], device, dtype, seed: int = 0):
-    """Zero-padded random waveforms ``[b, longest]`` and lengths for each batch (speed does not depend on content)."""
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for batch in batches:
-        longest = max(lengths[i] for i in batch)
-        x = torch.zeros(len(batch), longest)
-        for row, i in enumerate(batch):
-            x[row, : lengths[i]] = torch.randn(lengths[i], generator=g) * 0.1
-        n = torch.tensor([lengths[i] for i in batch])
-        out.append((x.to(device=device, dtype=dtype), n.to(device)))
-    return out
+def bench_model(spec: str):
+    """A model with a CTC head from a preset name (seeded random weights), a model directory (ours or
+    Hugging Face) or a Hub id."""
+    import sew
+    from sew.hub import is_hub_id
+
+    if os.path.isdir(spec) or is_hub_id(spec):
+        model = sew.load_model(spec)
+        return model if model.ctc_head is not None else sew.build_model(model.config, vocab_size=32)
+    torch.manual_seed(0)
+    return sew.build_model(spec, vocab_size=32)
 
 
-def heap_bytes_reader():
-    """A function returning the bytes this process has allocated right now (glibc ``mallinfo2``),
-    or None where that is unavailable. Unlike the resident size it falls when memory is freed, so
-    the peak of one run is not hidden by memory an earlier run left mapped."""
-    import ctypes
-
-    class MallInfo2(ctypes.Structure):
-        _fields_ = [(name, ctypes.c_size_t) for name in (
-            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
-
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallinfo2.restype = MallInfo2
-    except (OSError, AttributeError):
-        return None
-
-    def read() -> int:
-        info = libc.mallinfo2()
-        return info.uordblks + info.hblkhd  # heap chunks in use + large mmapped blocks
-
-    return read
-
-
-class PeakMemory:
-    """Peak CUDA allocation, or on the CPU the peak of allocated bytes above the start, sampled every 2 ms
-    (resident-size growth where glibc's counters are unavailable)."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.peak = 0
-
-    def __enter__(self):
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-            return self
-        read = heap_bytes_reader()
-        if read is None:
-            import psutil
-
-            process = psutil.Process()
-            read = lambda: process.memory_info().rss  # noqa: E731
-        self._stop = threading.Event()
-        baseline = read()
-
-        def sample():
-            while not self._stop.is_set():
-                self.peak = max(self.peak, read() - baseline)
-                time.sleep(0.002)
-
-        self._thread = threading.Thread(target=sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.device.type == "cuda":
-            self.peak = torch.cuda.max_memory_allocated(self.device)
-        else:
-            self._stop.set()
-            self._thread.join()
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def run_all(forward, inputs) -> None:
-    for x, n in inputs:
-        forward(x, n)
-
-
-def time_alternating(forwards, inputs, device: torch.device, setup: SpeedSetup) -> list[float]:
-    """Median seconds of each forward over all batches (forward + decoding), the forwards taking
-    turns repeat by repeat so that background load hits them alike; warm-up runs excluded."""
-    times = [[] for _ in forwards]
-    with torch.inference_mode():
-        for _ in range(setup.warmup):
-            for forward in forwards:
-                run_all(forward, inputs)
-        for _ in range(setup.repeats):
-            for forward, bucket in zip(forwards, times):
-                synchronize(device)
-                start = time.perf_counter()
-                run_all(forward, inputs)
-                synchronize(device)
-                bucket.append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times]
-
-
-def peak_memory(forward, inputs, device: torch.device) -> int:
-    """Peak memory in bytes of one pass (CUDA: max allocated; CPU: resident growth)."""
-    with torch.inference_mode(), PeakMemory(device) as memory:
-        run_all(forward, inputs)
-        synchronize(device)
-    return memory.peak
+def run_speed_suite(specs: list[str], setup: SpeedSetup, *, reference: bool = True, baseline: str | None = None,
+                    failures: FailureLog | None = None, step=None, log=print) -> SpeedRun:
+    """Time every model of ``specs`` (presets, directories or Hub ids) under ``setup``: ours, and its
+    transformers twin when ``reference``; a model that fails is recorded in ``failures`` and the rest
+    still run. ``step(text)`` is called before each model (progress); each row is logged as it comes."""
+    device = torch.device(setup.device)
+    peak_dtype = torch.bfloat16 if setup.dtype in ("bfloat16", "float16") else torch.float32
+    failures = failures if failures is not None else FailureLog()
+    machine = machine_info(device, torch.get_num_threads())
+    peak_before = matmul_peak_gflops(device, peak_dtype)
+    log(f"# {capabilities().describe() if device.type == 'cpu' else machine.get('gpu')}, "
+        f"{torch.get_num_threads()} threads, {setup.device}, {setup.dtype}, torch {machine['torch']}; "
+        f"{len(setup.lengths)} utterances, {sum(setup.lengths) / SAMPLE_RATE:.0f} s of audio; "
+        f"matmul peak {peak_before:.0f} GFLOP/s")
+    rows: list[SpeedRow] = []
+    for spec in specs:
+        if step is not None:
+            step(f"{spec}: speed")
+        timed = failures.attempt(spec, "speed", lambda: measure(spec, bench_model(spec), setup, reference=reference))
+        for r in timed or []:
+            log(f"  {r.model:16s} {r.implementation:12s} {r.ms_per_utterance:9.1f} ms/utt "
+                f"{r.audio_s_per_s:7.1f} audio s/s  {r.achieved_gflops:6.1f} GFLOP/s")
+        rows.extend(timed or [])
+    baseline = baseline or next((r.model for r in rows if r.family == "wav2vec2"), None)
+    add_ratios(rows, baseline)
+    set_peak_fractions(rows, machine, device, peak_dtype, peak_before)
+    return SpeedRun(rows, machine, baseline, failures.records)
 
 
 def ours_forward(model):
@@ -231,33 +180,7 @@ def onnx_twin(model, setup: SpeedSetup):
     return OnnxEncoder(path, model, setup.threads)
 
 
-def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, size: int = 2048, repeats: int = 3,
-                       trials: int = 5) -> float:
-    """Measured GFLOP/s of a large matrix multiply on this device, dtype and thread count: the best of
-    ``trials`` timings of ``repeats`` products (a peak, so a moment of background load does not lower it),
-    and on a CPU the better of MKL (``a @ b``) and oneDNN with a reordered weight where oneDNN has the dtype."""
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    products = [lambda: a @ b]
-    if device.type == "cpu" and onednn_available(dtype):
-        packed = torch.ops.mkldnn._reorder_linear_weight(b, None)
-        products.append(lambda: torch.ops.mkldnn._linear_pointwise(a, packed, None, "none", [], ""))
-    best = float("inf")
-    with torch.inference_mode():
-        for product in products:
-            for _ in range(3):
-                product()
-            for _ in range(trials):
-                synchronize(device)
-                start = time.perf_counter()
-                for _ in range(repeats):
-                    product()
-                synchronize(device)
-                best = min(best, time.perf_counter() - start)
-    return 2 * size**3 * repeats / best / 1e9
-
-
-def set_peak_fractions(rows: list[dict], info: dict, device: torch.device, dtype: torch.dtype,
+def set_peak_fractions(rows: list[SpeedRow], info: dict, device: torch.device, dtype: torch.dtype,
                        peak_before: float) -> None:
     """Measure the matmul peak again after the timed runs, keep the larger of the two (a shared
     machine slowed down while the first was taken would otherwise give fractions of peak above 1),
@@ -268,34 +191,10 @@ def set_peak_fractions(rows: list[dict], info: dict, device: torch.device, dtype
     info.update(matmul_peak_gflops=round(peak, 1), matmul_peak_gflops_before=round(peak_before, 1),
                 matmul_peak_gflops_after=round(peak_after, 1))
     for r in rows:
-        r["peak_fraction"] = round(r["achieved_gflops"] / peak, 3)
+        r.peak_fraction = round(r.achieved_gflops / peak, 3)
     if abs(peak_after - peak_before) > 0.15 * peak:
         print(f"warning: the matmul peak moved from {peak_before:.0f} to {peak_after:.0f} GFLOP/s during the run; "
               "this machine's speed is not steady, so compare only the ratios (measured turn by turn)", flush=True)
-
-
-def machine_info(device: torch.device, threads: int) -> dict:
-    """What the numbers were measured on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    caps = capabilities()
-    info = {"cpu": cpu, "cpu_isa": caps.isa, "cpu_capabilities": caps.as_dict(), "cpu_count": os.cpu_count(),
-            "threads": threads, "torch": torch.__version__, "python": platform.python_version(),
-            "device": str(device), "malloc": "heap kept (sew.runtime)" if malloc_tuned() else "default"}
-    try:
-        import transformers
-
-        info["transformers"] = transformers.__version__
-    except ImportError:
-        pass
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-        info["tf32"] = {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}
-    return info
 
 
 def precision_label(setup: SpeedSetup) -> str:
@@ -315,7 +214,7 @@ def prepare(model, setup: SpeedSetup):
     return model
 
 
-def measure(name: str, model, setup: SpeedSetup, reference: bool = True) -> list[dict]:
+def measure(name: str, model, setup: SpeedSetup, reference: bool = True) -> list[SpeedRow]:
     """Rows for ``model`` (and its ``transformers`` twin when ``reference``, and the compiled model when
     ``setup.compile``): speed, size, FLOPs, memory."""
     device, dtype = torch.device(setup.device), DTYPES[setup.dtype]
@@ -337,20 +236,20 @@ def measure(name: str, model, setup: SpeedSetup, reference: bool = True) -> list
             twin = quantize_int8(twin)
         candidates.append((name, "transformers", transformers_forward(twin, model.output_lengths)))
     rows = []
-    medians = time_alternating([c[2] for c in candidates], inputs, device, setup)
+    medians = time_alternating([c[2] for c in candidates], inputs, device, setup.warmup, setup.repeats)
     for (label, implementation, forward), seconds in zip(candidates, medians):
         # ONNX Runtime allocates outside the malloc heap that PeakMemory reads: not measured.
         memory = None if implementation == "onnxruntime" else peak_memory(forward, inputs, device)
-        rows.append({
-            "model": label, "implementation": implementation, "family": model.config.family,
-            "params_m": round(float_model.num_parameters() / 1e6, 2), "dtype": precision_label(setup),
-            "gmacs_per_audio_s": round(macs / audio_s / 1e9, 3),
-            "ms_per_utterance": round(1000 * seconds / len(setup.lengths), 2),
-            "audio_s_per_s": round(audio_s / seconds, 2), "rtf": round(seconds / audio_s, 5),
-            "achieved_gflops": round(2 * macs / seconds / 1e9, 1),
-            "peak_memory_mb": None if memory is None else round(memory / 2**20, 1),
-            "grid_ms": grid_latency(forward, setup, device, dtype) if setup.grid else {},
-        })
+        rows.append(SpeedRow(
+            model=label, implementation=implementation, family=model.config.family,
+            params_m=round(float_model.num_parameters() / 1e6, 2), dtype=precision_label(setup),
+            gmacs_per_audio_s=round(macs / audio_s / 1e9, 3),
+            ms_per_utterance=round(1000 * seconds / len(setup.lengths), 2),
+            audio_s_per_s=round(audio_s / seconds, 2), rtf=round(seconds / audio_s, 5),
+            achieved_gflops=round(2 * macs / seconds / 1e9, 1),
+            peak_memory_mb=None if memory is None else round(memory / 2**20, 1),
+            grid_ms=grid_latency(forward, setup, device, dtype) if setup.grid else {},
+        ))
     return rows
 
 
@@ -379,23 +278,25 @@ def grid_latency(forward, setup: SpeedSetup, device, dtype) -> dict[str, float]:
         samples = int(seconds * SAMPLE_RATE)
         x = torch.randn(batch, samples, device=device, dtype=dtype) * 0.1
         n = torch.full((batch,), samples, device=device)
-        grid_setup = SpeedSetup(repeats=setup.repeats, warmup=1)
-        (seconds_taken,) = time_alternating([forward], [(x, n)], device, grid_setup)
+        (seconds_taken,) = time_alternating([forward], [(x, n)], device, 1, setup.repeats)
         out[f"{batch}x{seconds:g}s"] = round(1000 * seconds_taken, 2)
     return out
 
 
-def add_ratios(rows: list[dict], baseline: str | None) -> None:
+def add_ratios(rows: list[SpeedRow], baseline: str | None) -> None:
     """Speed ratios of every row against the baseline model (ours) and against its transformers twin."""
-    ours = {r["model"]: r for r in rows if r["implementation"] == "sew"}
+    ours = {r.model: r for r in rows if r.implementation == "sew"}
     base = ours.get(baseline) if baseline else None
     for r in rows:
         if base is not None:
-            r["speedup_vs_baseline"] = round(base["ms_per_utterance"] / r["ms_per_utterance"], 3)
-            r["macs_ratio_vs_baseline"] = round(base["gmacs_per_audio_s"] / r["gmacs_per_audio_s"], 3)
-        if r["implementation"] == "onnxruntime":
-            r["onnx_speedup_vs_eager"] = round(ours[r["model"]]["ms_per_utterance"] / r["ms_per_utterance"], 3)
-        if r["implementation"] == "sew-compiled":
-            r["compiled_speedup_vs_eager"] = round(ours[r["model"]]["ms_per_utterance"] / r["ms_per_utterance"], 3)
-        if r["implementation"] == "transformers":
-            r["sew_speedup_vs_transformers"] = round(r["ms_per_utterance"] / ours[r["model"]]["ms_per_utterance"], 3)
+            r.speedup_vs_baseline = round(base.ms_per_utterance / r.ms_per_utterance, 3)
+            r.macs_ratio_vs_baseline = round(base.gmacs_per_audio_s / r.gmacs_per_audio_s, 3)
+        mine = ours.get(r.model)
+        if mine is None:
+            continue
+        if r.implementation == "onnxruntime":
+            r.onnx_speedup_vs_eager = round(mine.ms_per_utterance / r.ms_per_utterance, 3)
+        if r.implementation == "sew-compiled":
+            r.compiled_speedup_vs_eager = round(mine.ms_per_utterance / r.ms_per_utterance, 3)
+        if r.implementation == "transformers":
+            r.sew_speedup_vs_transformers = round(r.ms_per_utterance / mine.ms_per_utterance, 3)

@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from sew.cli.options import add_no_progress, add_strict
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("data", help="prepare speech corpora (manifests, the built-in corpus)",
@@ -24,8 +26,7 @@ def add_parser(subparsers) -> None:
     m.add_argument("--split", action="append", default=None,
                    help="split to convert; repeat for several (default: every split found)")
     m.add_argument("--workers", type=int, default=1, help="processes decoding audio (default: 1)")
-    m.add_argument("--strict", action="store_true",
-                   help="stop at the first bad item with an error (default: skip it, warn, and list it in rejected.tsv)")
+    add_strict(m)
     m.add_argument("--min-duration", type=float, default=0.0,
                    help="reject utterances shorter than this many seconds (default: 0, i.e. only those shorter "
                         "than the 400-sample receptive field)")
@@ -37,7 +38,7 @@ def add_parser(subparsers) -> None:
     m.add_argument("--copy-audio", action="store_true",
                    help="rewrite every good file as 16 kHz mono FLAC under OUT/audio (default: reference the "
                         "originals; embedded audio is always copied)")
-    m.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_no_progress(m)
     m.set_defaults(func=run_manifest)
 
     s = sub.add_parser("synth", help="generate the built-in synthetic speech corpus (eSpeak NG)",
@@ -50,7 +51,7 @@ def add_parser(subparsers) -> None:
     s.add_argument("--eval-minutes", type=float, default=None,
                    help="minutes of dev and of test audio each (default: 7.5%% of --minutes)")
     s.add_argument("--workers", type=int, default=None, help="synthesis processes (default: all available cores)")
-    s.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_no_progress(s)
     s.set_defaults(func=run_synth)
 
     i = sub.add_parser("info", help="list the splits of a corpus with their sizes",

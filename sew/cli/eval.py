@@ -6,42 +6,9 @@ import json
 import sys
 from pathlib import Path
 
-from sew.export import BACKENDS, inference_backend
-
-
-def load_ctc_model(model_dir, vocab_path=None, device: str | None = None, backend: str = "torch",
-                   onnx_file=None):
-    """``(model, vocab, device)`` from a model directory (ours or Hugging Face) with a CTC head and its vocab.json.
-
-    ``backend``: ``torch`` (the model as is), ``bf16`` (weights and activations in bfloat16), ``int8`` (dynamic int8 quantisation of the linear layers,
-    CPU) or ``onnx`` (ONNX Runtime on ``onnx_file``, default ``MODEL/model.onnx``, exported when missing)."""
-    import torch
-
-    import sew
-    from sew.data.text import VOCAB_FILE, Vocabulary
-
-    from sew.hub import resolve_model_dir
-
-    model_dir = resolve_model_dir(model_dir)
-    model = sew.load_model(model_dir)
-    if model.ctc_head is None:
-        raise ValueError(f"{model_dir}: this model has no CTC head; fine-tune it first (sew finetune --model {model_dir})")
-    source = Path(vocab_path) if vocab_path else Path(model_dir) / VOCAB_FILE
-    if not (source.is_file() or (source / VOCAB_FILE).is_file()):
-        raise ValueError(f"{model_dir}: no {VOCAB_FILE} next to the model; pass --vocab FILE (the vocabulary "
-                         "the model was fine-tuned with)")
-    vocab = Vocabulary.load(source)
-    if len(vocab) != model.config.vocab_size:
-        raise ValueError(f"{source}: {len(vocab)} symbols but the model's CTC head has {model.config.vocab_size}; "
-                         "pass the vocabulary the model was fine-tuned with")
-    if backend in ("int8", "onnx"):
-        if device not in (None, "cpu"):
-            raise ValueError(f"--backend {backend} runs on the CPU; drop --device {device} or use --backend torch")
-        device = "cpu"
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = inference_backend(model.to(device), backend, model_dir, onnx_file=onnx_file,
-                              log=lambda m: print(m, file=sys.stderr))
-    return model, vocab, device
+from sew.asr.model import load_ctc_model
+from sew.cli.options import add_data, add_device, add_strict
+from sew.export import BACKENDS
 
 
 def make_decoder_or_explain(vocab, args):
@@ -104,7 +71,7 @@ def add_decoder_options(p) -> None:
                    help="KenLM n-gram model (.arpa or .bin) for beam search (needs pyctcdecode and kenlm; default: none)")
     p.add_argument("--lm-weight", type=float, default=2.0, help="language model weight alpha (default: 2.0)")
     p.add_argument("--word-score", type=float, default=-1.0, help="word insertion score beta (default: -1.0)")
-    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    add_device(p)
     p.add_argument("--backend", default="torch", choices=list(BACKENDS),
                    help="torch: the model as is; bf16: bfloat16 weights and activations; int8: dynamic int8 linear layers (CPU); onnx: ONNX Runtime on "
                         "--onnx-file, exported there first when missing (needs the onnx extra) (default: torch)")
@@ -118,16 +85,14 @@ def add_parser(sub) -> None:
                                    "OUT/metrics.json and OUT/utterances.tsv (reference, hypothesis, errors).")
     p.add_argument("--model", required=True, help="model directory or Hugging Face Hub id (ORG/NAME[@REVISION]) with a "
                                                   "CTC head and vocab.json")
-    p.add_argument("--data", default=None,
-                   help="corpus: manifest directory, .tsv, LibriSpeech, audiofolder or datasets directory "
-                        "(default: the built-in synthetic corpus)")
+    add_data(p)
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
     p.add_argument("--out", default=None, help="directory for metrics.json and utterances.tsv (default: MODEL/eval-SPLIT; "
                                             "runs/eval-ORG--NAME-SPLIT for a Hub id)")
     p.add_argument("--batch-seconds", type=float, default=100.0,
                    help="padded audio per batch in seconds (default: 100)")
     p.add_argument("--json", action="store_true", help="also print the metrics as JSON")
-    p.add_argument("--strict", action="store_true", help="stop at the first bad item (default: skip it with a warning)")
+    add_strict(p)
     add_decoder_options(p)
     p.set_defaults(func=lambda args: run(_default_out(args)))
 

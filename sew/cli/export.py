@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 
 def run_onnx_export(args) -> int:
     from sew.checkpoint import load_model
@@ -17,7 +19,7 @@ def run_onnx_export(args) -> int:
         diff = check_onnx(path, model)
         print(f"onnxruntime vs PyTorch on padded batches of 3 shapes: max |difference| {diff:.2e}")
         if diff > args.tolerance:
-            print(f"error: difference above the tolerance {args.tolerance}")
+            print(f"sew export: error: difference above the tolerance {args.tolerance}", file=sys.stderr)
             return 1
     return 0
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-_SHORTCUTS = {  # option -> recipe field it sets
-    "model": "model", "max_update": "train.max_update", "max_minutes": "train.max_minutes", "lr": "train.lr",
-    "max_tokens": "train.max_tokens", "update_freq": "train.update_freq", "mixed_precision": "train.mixed_precision",
-    "seed": "train.seed", "log_every": "train.log_every", "save_every": "train.save_every",
-    "keep_last": "train.keep_last", "num_workers": "train.num_workers", "init": "init",
+import sys
+
+from sew.cli.options import (TRAINING_SHORTCUTS, add_training, pick_device, resume_arg, shortcut_values,
+                             training_accelerator)
+
+_SHORTCUTS = {  # option -> recipe field it sets, besides the training shortcuts of sew.cli.options
+    "model": "model", "init": "init", "max_tokens": "train.max_tokens", "update_freq": "train.update_freq",
+    "log_every": "train.log_every", "save_every": "train.save_every", "keep_last": "train.keep_last",
+    "num_workers": "train.num_workers",
 }
 
 
@@ -20,16 +24,19 @@ def run(args) -> int:
         for name in recipe_names():
             print(f"{name:18s} {load_recipe(name).description}")
         return 0
-    values = {key: getattr(args, option) for option, key in _SHORTCUTS.items() if getattr(args, option) is not None}
+    values = shortcut_values(args, {**_SHORTCUTS, **TRAINING_SHORTCUTS})
     if args.update_freq is not None:
         values["emulate_gpus"] = None  # an explicit update_freq replaces the 64-GPU emulation
     recipe = load_recipe(args.preset, args.set, values)
     run_dir = args.run_dir or f"runs/pretrain-{args.preset if '/' not in args.preset else 'custom'}"
     configure_threads(args.threads)
+    device = pick_device(args.device)
+    accelerator = training_accelerator(device, recipe.train.mixed_precision)
     try:
-        pretrain(recipe, args.data, run_dir, resume=args.resume, strict=args.strict, progress=not args.no_progress)
+        pretrain(recipe, args.data, run_dir, resume=resume_arg(args.resume), strict=args.strict,
+                 progress=not args.no_progress, accelerator=accelerator)
     except TrainingDiverged as err:
-        print(f"sew pretrain: error: {err}")
+        print(f"sew pretrain: error: {err}", file=sys.stderr)
         return 1
     print(f"done: encoder for fine-tuning in {run_dir}/final (heads removed); logs in {run_dir}/log.jsonl")
     return 0
@@ -44,36 +51,19 @@ def add_parser(sub) -> None:
                     "rejected.tsv. Rerunning the same command continues from the latest checkpoint.")
     p.add_argument("--preset", default="quick",
                    help="recipe name in configs/pretrain/ or a YAML path (default: quick, 10 minutes on a CPU)")
-    p.add_argument("--data", default=None,
-                   help="corpus: manifest directory, .tsv, LibriSpeech, audiofolder or HF datasets directory "
-                        "(default: the built-in synthetic corpus)")
-    p.add_argument("--run-dir", default=None, help="output directory (default: runs/pretrain-PRESET)")
-    p.add_argument("--resume", default=None,
-                   help="checkpoint or run directory to continue from (default: the latest checkpoint in --run-dir, "
-                        "if any)")
     p.add_argument("--model", default=None, help="model preset or YAML replacing the recipe's (default: the recipe's)")
     p.add_argument("--init", default=None,
-                   help="start from this model directory's encoder weights, ours or Hugging Face (default: random)")
-    p.add_argument("--max-update", type=int, default=None, help="stop after this many updates (default: the recipe's)")
-    p.add_argument("--max-minutes", type=float, default=None,
-                   help="stop after this much training time (default: the recipe's; quick: 10)")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
+                   help="start from this model's encoder weights: a directory (ours or Hugging Face) or Hub id "
+                        "(default: random)")
+    add_training(p, "runs/pretrain-PRESET", "--set objective.num_negatives=50")
     p.add_argument("--max-tokens", type=int, default=None,
                    help="padded audio samples per micro-batch and process (default: the recipe's)")
     p.add_argument("--update-freq", type=int, default=None,
                    help="micro-batches per update, replacing the recipe's 64-GPU emulation (default: the recipe's)")
-    p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default=None,
-                   help="float32, bf16 or fp16 with loss scaling (fp16 needs a GPU; default: the recipe's)")
-    p.add_argument("--seed", type=int, default=None, help="run seed: data order, crops, masks, dropout (default: recipe's)")
     p.add_argument("--log-every", type=int, default=None, help="updates between log lines (default: the recipe's)")
     p.add_argument("--save-every", type=int, default=None,
                    help="updates between checkpoints, 0 for the end only (default: the recipe's)")
     p.add_argument("--keep-last", type=int, default=None, help="checkpoints kept (default: the recipe's)")
     p.add_argument("--num-workers", type=int, default=None, help="data loading processes (default: the recipe's)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads per process (default: all available)")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
-                   help="override any recipe field, e.g. --set objective.num_negatives=50 (repeatable)")
-    p.add_argument("--strict", action="store_true", help="stop at the first bad audio file instead of skipping it")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     p.add_argument("--list", action="store_true", help="list the pretraining presets and exit")
     p.set_defaults(func=run)

@@ -7,7 +7,8 @@ import sys
 
 def run(args) -> int:
     from sew.asr.transcribe import transcribe_files
-    from sew.cli.eval import load_ctc_model, make_decoder_or_explain
+    from sew.asr.model import load_ctc_model
+    from sew.cli.eval import make_decoder_or_explain
 
     model, vocab, device = load_ctc_model(args.model, args.vocab, args.device, args.backend, args.onnx_file)
     decoder = make_decoder_or_explain(vocab, args)

@@ -78,7 +78,7 @@ def test_cli_fine_tunes_a_hugging_face_encoder_and_evaluates(tmp_path, tiny_corp
     encoder = sew.build_model("sew-micro", num_layers=1)  # no CTC head
     sew.export_hf(encoder, tmp_path / "hf-encoder")
     run = tmp_path / "run"
-    code = main(["finetune", "--model", str(tmp_path / "hf-encoder"), "--data", str(tiny_corpus), "--out", str(run),
+    code = main(["finetune", "--model", str(tmp_path / "hf-encoder"), "--data", str(tiny_corpus), "--run-dir", str(run),
                  "--max-update", "2", "--no-progress", "--set", "train.max_minutes=null",
                  "--set", "train.validate_every_minutes=null", "--set", "model_overrides.layerdrop=0.1"])
     out = capsys.readouterr().out
@@ -163,3 +163,16 @@ def test_valid_split_none_or_a_named_one(tmp_path, tiny_corpus, capsys):
                  *common]) == 2
     err = capsys.readouterr().err
     assert "no split 'eval'; found train, test" in err and "--valid-split none" in err
+
+
+def test_set_lr_from_the_command_line_is_a_number(tmp_path, tiny_corpus):
+    """``--set train.lr=1e-4`` (the example in the help) trains with lr 0.0001."""
+    data = small_train_split(tiny_corpus, tmp_path)
+    run = tmp_path / "run"
+    assert main(["finetune", "--data", str(data), "--run-dir", str(run), "--max-update", "3", "--no-progress",
+                 "--set", "train.lr=1e-4", "--set", "train.max_minutes=null", "--set", "train.log_every=1",
+                 "--set", "train.warmup_updates=null", "--set", "train.phase_ratio=[0.0, 1.0, 0.0]",
+                 "--set", "train.init_lr_scale=1.0", "--set", "model_overrides.num_layers=1", "--valid-split", "none",
+                 "--test-split", ""]) == 0
+    assert json.loads((run / "recipe.json").read_text())["train"]["lr"] == 0.0001
+    assert [r["lr"] for r in read_log(run, "train")] == [pytest.approx(1e-4)] * 3

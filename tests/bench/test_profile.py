@@ -23,7 +23,7 @@ def corpus(tmp_path_factory):
 @pytest.fixture(scope="module")
 def run(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
-    code = main(["bench", "--models", "sew-d-micro", "w2v2-micro", "--max-updates", "2", "--budget-minutes", "0.5",
+    code = main(["bench", "--models", "sew-d-micro", "w2v2-micro", "--max-update", "2", "--max-minutes", "0.5",
                  "--speed-utterances", "2", "--data", str(corpus), "--out", str(out), "--no-reference",
                  "--no-progress", "--threads", "1", "--variants", "bf16", "int8", "onnx"])
     assert code == 0
@@ -69,7 +69,7 @@ def test_cli_compare_exits_nonzero_and_says_why(run, corpus, tmp_path, capsys):
         r["wer"], r["cer"] = 1.0, 1.0  # a baseline no 2-update model can match
     path = tmp_path / "baseline.json"
     path.write_text(json.dumps(doctored))
-    code = main(["bench", "--models", "sew-d-micro", "w2v2-micro", "--max-updates", "1", "--speed-utterances", "1",
+    code = main(["bench", "--models", "sew-d-micro", "w2v2-micro", "--max-update", "1", "--speed-utterances", "1",
                  "--data", str(corpus), "--out", str(tmp_path / "r"), "--no-reference", "--no-progress",
                  "--threads", "1", "--compare", str(path), "--tolerance", "5"])
     assert code == 1
@@ -78,8 +78,8 @@ def test_cli_compare_exits_nonzero_and_says_why(run, corpus, tmp_path, capsys):
 
 
 def test_wer_with_pretraining_first(corpus, tmp_path):
-    code = main(["bench", "wer", "--models", "sew-d-micro", "--pretrain-minutes", "0.02", "--max-updates", "2",
-                 "--budget-minutes", "0.5", "--data", str(corpus), "--out", str(tmp_path), "--no-progress",
+    code = main(["bench", "wer", "--models", "sew-d-micro", "--pretrain-minutes", "0.02", "--max-update", "2",
+                 "--max-minutes", "0.5", "--data", str(corpus), "--out", str(tmp_path), "--no-progress",
                  "--threads", "1"])
     assert code == 0
     (run,) = list(tmp_path.iterdir())
@@ -100,7 +100,7 @@ def test_a_failing_model_or_variant_is_recorded_and_the_run_still_writes_its_fil
 
     x86 = capabilities().arch == "x86_64"
     with limit("baseline") if x86 else nullcontext():  # no AVX2: no int8 engine, no oneDNN
-        code = main(["bench", "--models", "sew-d-micro", "no-such-model", "--max-updates", "1",
+        code = main(["bench", "--models", "sew-d-micro", "no-such-model", "--max-update", "1",
                      "--speed-utterances", "1", "--data", str(corpus), "--out", str(tmp_path), "--no-reference",
                      "--no-progress", "--threads", "1", "--variants", "bf16", "int8"])
     assert code == 1

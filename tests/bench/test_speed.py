@@ -8,7 +8,8 @@ import pytest
 
 import sew
 from sew.bench.flops import encoder_macs, gmacs_per_second
-from sew.bench.speed import SpeedSetup, add_ratios, length_sorted_batches, measure, utterance_lengths
+from sew.bench.speed import SpeedSetup, add_ratios, measure
+from sew.bench.timing import length_sorted_batches, utterance_lengths
 from sew.cli import main
 
 
@@ -37,16 +38,16 @@ def test_measure_rows_and_ratios():
     rows = measure("sew-d-micro", sew.build_model("sew-d-micro", vocab_size=8, num_layers=1), setup)
     rows += measure("w2v2-micro", sew.build_model("w2v2-micro", vocab_size=8, num_layers=1), setup, reference=False)
     add_ratios(rows, "w2v2-micro")
-    assert [(r["model"], r["implementation"]) for r in rows] == [
+    assert [(r.model, r.implementation) for r in rows] == [
         ("sew-d-micro", "sew"), ("sew-d-micro", "transformers"), ("w2v2-micro", "sew")]
     for r in rows:
-        assert r["ms_per_utterance"] > 0 and r["audio_s_per_s"] > 0 and r["gmacs_per_audio_s"] > 0
-        assert r["rtf"] == pytest.approx(1 / r["audio_s_per_s"], rel=0.02)
-        assert set(r["grid_ms"]) == {"1x0.5s"}
-    assert rows[2]["speedup_vs_baseline"] == 1.0
-    assert rows[1]["sew_speedup_vs_transformers"] == pytest.approx(
-        rows[1]["ms_per_utterance"] / rows[0]["ms_per_utterance"], rel=0.01)
-    assert rows[0]["macs_ratio_vs_baseline"] > 1  # SEW-D needs fewer MACs than wav2vec 2.0
+        assert r.ms_per_utterance > 0 and r.audio_s_per_s > 0 and r.gmacs_per_audio_s > 0
+        assert r.rtf == pytest.approx(1 / r.audio_s_per_s, rel=0.02)
+        assert set(r.grid_ms) == {"1x0.5s"}
+    assert rows[2].speedup_vs_baseline == 1.0
+    assert rows[1].sew_speedup_vs_transformers == pytest.approx(
+        rows[1].ms_per_utterance / rows[0].ms_per_utterance, rel=0.01)
+    assert rows[0].macs_ratio_vs_baseline > 1  # SEW-D needs fewer MACs than wav2vec 2.0
 
 
 def test_cli_speed_writes_results(tmp_path, capsys):
@@ -80,7 +81,7 @@ def test_int8_rows_quantise_linear_layers():
     with torch.inference_mode():
         assert (quantised(x).logits - model(x).logits).abs().max() < 0.1  # close, not equal
     (row,) = measure("sew-d-micro", model, setup, reference=False)
-    assert row["dtype"] == "int8" and row["ms_per_utterance"] > 0
+    assert row.dtype == "int8" and row.ms_per_utterance > 0
 
 
 def test_peak_memory_sees_every_run():
@@ -89,7 +90,7 @@ def test_peak_memory_sees_every_run():
 
     import torch
 
-    from sew.bench.speed import PeakMemory
+    from sew.bench.timing import PeakMemory
 
     peaks = []
     for _ in range(2):
@@ -107,9 +108,9 @@ def test_onnx_rows_time_onnxruntime_against_eager():
     setup = SpeedSetup(lengths=[16000, 9000], max_tokens=40000, repeats=1, warmup=0, onnx=True, threads=1)
     rows = measure("sew-d-micro", sew.build_model("sew-d-micro", vocab_size=8, num_layers=1), setup, reference=False)
     add_ratios(rows, None)
-    assert [r["implementation"] for r in rows] == ["sew", "onnxruntime"]
-    assert rows[1]["onnx_speedup_vs_eager"] == pytest.approx(
-        rows[0]["ms_per_utterance"] / rows[1]["ms_per_utterance"], rel=0.01)
+    assert [r.implementation for r in rows] == ["sew", "onnxruntime"]
+    assert rows[1].onnx_speedup_vs_eager == pytest.approx(
+        rows[0].ms_per_utterance / rows[1].ms_per_utterance, rel=0.01)
     with pytest.raises(ValueError, match="float32"):
         measure("sew-d-micro", sew.build_model("sew-d-micro", vocab_size=8, num_layers=1),
                 SpeedSetup(lengths=[16000], dtype="bfloat16", onnx=True), reference=False)
@@ -128,9 +129,9 @@ def test_compiled_rows(mode):
     assert len(length_sorted_batches(setup.lengths, setup.max_tokens)) == 2
     rows = measure("sew-d-micro", sew.build_model("sew-d-micro", vocab_size=8, num_layers=1), setup, reference=False)
     add_ratios(rows, None)
-    assert [r["implementation"] for r in rows] == ["sew", "sew-compiled"]
-    assert rows[1]["compiled_speedup_vs_eager"] == pytest.approx(  # rounded to 3 decimals
-        rows[0]["ms_per_utterance"] / rows[1]["ms_per_utterance"], rel=0.01, abs=1e-3)
+    assert [r.implementation for r in rows] == ["sew", "sew-compiled"]
+    assert rows[1].compiled_speedup_vs_eager == pytest.approx(  # rounded to 3 decimals
+        rows[0].ms_per_utterance / rows[1].ms_per_utterance, rel=0.01, abs=1e-3)
     if mode == "static":  # one graph per shape, both compiled (not left to eager)
         assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 2
 

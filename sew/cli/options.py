@@ -1,0 +1,95 @@
+"""Options shared by the subcommands: one spelling, one help line and one default each.
+
+``--data``, ``--run-dir``, ``--resume``, ``--set``, ``--threads``, ``--device``, ``--strict``,
+``--no-progress`` and the training shortcuts (``--max-update``, ``--max-minutes``, ``--lr``,
+``--mixed-precision``, ``--seed``), which map onto recipe fields the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+DATA_HELP = ("corpus: manifest directory, .tsv, LibriSpeech tree, audiofolder or datasets directory "
+             "(default: the built-in synthetic corpus)")
+# Training shortcuts: option (argparse dest) -> the recipe field it sets.
+TRAINING_SHORTCUTS = {"max_update": "train.max_update", "max_minutes": "train.max_minutes", "lr": "train.lr",
+                      "mixed_precision": "train.mixed_precision", "seed": "train.seed"}
+
+
+def add_data(p: argparse.ArgumentParser, help: str = DATA_HELP) -> None:
+    p.add_argument("--data", default=None, help=help)
+
+
+def add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all available cores)")
+
+
+def add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where to run: auto is cuda when torch sees a GPU, else cpu (default: auto)")
+
+
+def add_strict(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first bad data item (default: skip it with a warning and list it in rejected.tsv)")
+
+
+def add_no_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
+
+
+def add_set(p: argparse.ArgumentParser, example: str) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help=f"override any preset field, e.g. {example} (repeatable)")
+
+
+def add_training(p: argparse.ArgumentParser, run_dir_default: str, set_example: str) -> None:
+    """The options of a training run (``sew finetune``, ``sew pretrain``)."""
+    add_data(p)
+    p.add_argument("--run-dir", default=None, help=f"run directory (default: {run_dir_default})")
+    p.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
+                   help="continue from a checkpoint directory, or the latest one in the run directory when given "
+                        "without a value (default: continue automatically when the run directory has a checkpoint)")
+    add_set(p, set_example)
+    p.add_argument("--max-update", type=int, default=None, help="stop after this many updates (default: the preset's)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="wall-clock training budget in minutes (default: the preset's)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the preset's)")
+    p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default=None,
+                   help="float32, bf16, or fp16 with loss scaling (fp16 needs a GPU; default: the preset's)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="run seed: weights, data order, masks, dropout (default: the preset's)")
+    add_threads(p)
+    add_device(p)
+    add_strict(p)
+    add_no_progress(p)
+
+
+def shortcut_values(args: argparse.Namespace, shortcuts: dict[str, str]) -> dict[str, Any]:
+    """``{recipe field: value}`` for every shortcut option given on the command line."""
+    return {field: getattr(args, option) for option, field in shortcuts.items() if getattr(args, option) is not None}
+
+
+def resume_arg(value: str | None):
+    """``--resume`` as the trainers take it: None (automatic), True (latest, required) or a path."""
+    return None if value is None else (True if value == "latest" else value)
+
+
+def training_accelerator(device: str, mixed_precision: str):
+    """An accelerator kept on the CPU for ``--device cpu`` on a machine with a GPU; None otherwise
+    (the trainer's default: the GPU when there is one)."""
+    import torch
+
+    if device == "cpu" and torch.cuda.is_available():
+        from sew.train.setup import make_accelerator
+
+        return make_accelerator(mixed_precision, cpu=True)
+    return None
+
+
+def pick_device(name: str) -> str:
+    """``--device``: ``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``."""
+    from sew.runtime import resolve_device
+
+    return resolve_device(name)
