@@ -2,15 +2,17 @@
 
     model = sew.build_model("sew-d-tiny", vocab_size=32)
     out = model(waveforms, lengths)          # out.last_hidden_state, out.lengths, out.logits
-    model.save_pretrained("my-model")
+    sew.save_model(model, "my-model")        # safetensors + JSON, written atomically
     model = sew.load_model("my-model")       # ours, or a Hugging Face SEW / SEW-D / wav2vec2 directory
     sew.export_hf(model, "my-model-hf")      # loads with transformers' AutoModel / AutoModelForCTC
 """
 
 from __future__ import annotations
 
-from sew.checkpoint import load_model
+from sew import cpu
+from sew.checkpoint import load_model, save_model
 from sew.models.config import EncoderConfig, load_config, preset_names
+from sew.inference import optimize_for_cpu
 from sew.interop import export_hf
 from sew.models.encoder import EncoderOutput, SpeechEncoder
 
@@ -29,6 +31,6 @@ def build_model(name_or_config, vocab_size: int | None = None, **overrides) -> S
 
 
 __all__ = [
-    "EncoderConfig", "EncoderOutput", "SpeechEncoder", "build_model", "export_hf", "load_config",
-    "load_model", "preset_names", "__version__",
+    "EncoderConfig", "EncoderOutput", "SpeechEncoder", "build_model", "cpu", "export_hf", "load_config",
+    "load_model", "optimize_for_cpu", "preset_names", "save_model", "__version__",
 ]

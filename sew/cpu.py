@@ -217,6 +217,21 @@ def _from_environment(base: CpuCapabilities) -> CpuCapabilities:
         raise ValueError(f"{_ENV_ISA}={os.environ.get(_ENV_ISA)}: {err}") from err
 
 
+def onednn_available(dtype: torch.dtype) -> bool:
+    """Whether oneDNN has a packed matrix product for ``dtype`` on this CPU."""
+    caps = capabilities()
+    return caps.onednn if dtype == torch.float32 else dtype == torch.bfloat16 and caps.onednn_bf16
+
+
+def onednn_product(dtype: torch.dtype) -> bool:
+    """Whether products in ``dtype`` go to oneDNN on this CPU: where it has the kernel and, in float32,
+    where it is the faster one (the rule in the module docstring)."""
+    caps = capabilities()
+    if dtype == torch.float32:
+        return caps.onednn_fp32
+    return dtype == torch.bfloat16 and caps.onednn_bf16
+
+
 _stack: list[CpuCapabilities] = []
 
 

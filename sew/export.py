@@ -17,7 +17,10 @@ import torch
 from sew.cpu import capabilities
 
 ONNX_HINT = "ONNX export needs the optional packages: pip install 'sew[onnx]' (onnx, onnxscript, onnxruntime)"
-MIN_SAMPLES = 1000  # 3 frames: every family's squeeze has at least one full window
+# 4 frames: the squeezed families keep 2, so the traced graph (which assumes more than one row of
+# position scores, see sew.models.disentangled.toeplitz_view) holds for every input; shorter
+# inputs are zero-padded up to it, their lengths unchanged.
+MIN_SAMPLES = 1360
 
 
 class ExportWrapper(torch.nn.Module):
@@ -33,7 +36,7 @@ class ExportWrapper(torch.nn.Module):
 
 
 def export_onnx(model, path: str | Path, *, max_seconds: float = 3600.0, opset: int | None = None) -> Path:
-    """Write ``model`` as ONNX to ``path`` (batch and time dynamic, inputs of at least 1000 samples)."""
+    """Write ``model`` as ONNX to ``path`` (batch and time dynamic, inputs of at least MIN_SAMPLES)."""
     try:
         import onnxscript  # noqa: F401  (the exporter needs it)
     except ImportError as err:
@@ -102,34 +105,32 @@ def quantize_int8(model):
     import copy
     import warnings
 
-    from sew.models.linear import Linear
-
     caps = capabilities()
     if not caps.int8:
         raise ValueError(f"int8 needs a quantised linear engine, which this CPU lacks ({caps.describe()}; "
                          "fbgemm needs AVX2); use the float32 or bf16 backend")
     model = copy.deepcopy(model)
-    for module in model.modules():
-        if isinstance(module, Linear):  # quantize_dynamic matches the exact class
-            module.__class__ = torch.nn.Linear
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
         return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
 def inference_backend(model, backend: str, model_dir: str | Path | None = None, *, onnx_file=None, log=print):
-    """``model`` (eval mode) behind ``backend``, never changing ``model`` itself: ``torch`` returns it,
-    ``bf16`` a bfloat16 copy, ``int8`` a quantised copy (CPU), ``onnx`` an ``OnnxEncoder`` on ``onnx_file``
-    (default ``model_dir/model.onnx``, exported when missing or older than the weights; CPU)."""
+    """``model`` (eval mode) behind ``backend``, never changing ``model`` itself: ``torch`` the model as
+    is, ``bf16`` a bfloat16 copy, ``int8`` a quantised copy (CPU), ``onnx`` an ``OnnxEncoder`` on
+    ``onnx_file`` (default ``model_dir/model.onnx``, exported when missing or older than the weights;
+    CPU). On a CPU the PyTorch backends run converted for inference (``sew.optimize_for_cpu``)."""
     import copy
 
+    from sew.inference import optimize_for_cpu
+
     model = model.eval()
-    if backend == "torch":
-        return model
-    if backend == "bf16":
-        return copy.deepcopy(model).to(torch.bfloat16)
+    on_cpu = all(p.device.type == "cpu" for p in model.parameters())
+    if backend in ("torch", "bf16"):
+        chosen = model if backend == "torch" else copy.deepcopy(model).to(torch.bfloat16)
+        return optimize_for_cpu(chosen) if on_cpu else chosen
     if backend == "int8":
-        return quantize_int8(model.cpu())
+        return optimize_for_cpu(quantize_int8(model.cpu()))
     if backend == "onnx":
         return load_onnx_model(model_dir, onnx_file, model=model, log=log)
     raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

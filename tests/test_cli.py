@@ -7,6 +7,7 @@ import json
 import torch
 
 import sew
+from sew.checkpoint import save_model
 from sew.cli import main
 
 
@@ -28,7 +29,7 @@ def test_convert_round_trip(tmp_path, capsys):
 
     words = Vocabulary.build(["a ba b"])
     model = sew.build_model("sew-micro", vocab_size=len(words)).eval()
-    model.save_pretrained(tmp_path / "ours")
+    save_model(model, tmp_path / "ours")
     words.save(tmp_path / "ours")
     vocab = json.loads((tmp_path / "ours" / "vocab.json").read_text())
     assert main(["convert", str(tmp_path / "ours"), str(tmp_path / "hf")]) == 0

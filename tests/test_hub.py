@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import sew
+from sew.checkpoint import save_model
 from sew.cli import main
 from sew.data.text import Vocabulary
 from tests.hub_cache import add_to_hub_cache
@@ -21,7 +22,7 @@ def models(tmp_path_factory):
     torch.manual_seed(0)
     vocab = Vocabulary.build(["hello world", "a quick test"])
     ft = sew.build_model("sew-d-micro", vocab_size=len(vocab), num_layers=1).eval()
-    ft.save_pretrained(root / "ft")
+    save_model(ft, root / "ft")
     vocab.save(root / "ft")
     sew.export_hf(sew.build_model("w2v2-micro", num_layers=1), root / "encoder-hf")
     return root, ft

@@ -11,9 +11,11 @@ from __future__ import annotations
 import torch
 
 from sew.asr.ctc import ctc_loss
+from sew.checkpoint import save_model
 from sew.asr.decode import GreedyDecoder
 from sew.asr.evaluate import evaluate
 from sew.data.text import Vocabulary
+from sew.inference import optimize_for_cpu
 from sew.train.loop import StepOutput, unwrap
 from sew.train.masking import MaskingConfig, compute_masks
 
@@ -49,12 +51,14 @@ class CTCTask:
     def validate(self, model) -> dict[str, float]:
         dataset, references = self.valid
         device = next(model.parameters()).device
+        if device.type == "cpu":  # the CPU inference modules, on the training model's own parameters
+            model = optimize_for_cpu(model)
         result = evaluate(model, dataset, references, GreedyDecoder(self.vocab), max_tokens=self.valid_max_tokens,
                           device=device, rows=False)
         return {"wer": result.summary["wer"], "cer": result.summary["cer"]}
 
     def save_model(self, model, directory, **meta) -> None:
-        model.save_pretrained(directory, finetune=self.config, **meta)
+        save_model(model, directory, finetune=self.config, **meta)
         self.vocab.save(directory)
 
     def checkpoint_files(self) -> dict:

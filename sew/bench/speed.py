@@ -204,14 +204,17 @@ def precision_label(setup: SpeedSetup) -> str:
     return setup.dtype
 
 
-def prepare(model, setup: SpeedSetup):
-    """``model`` on the device in the benchmark's dtype (int8: float32 with quantised linear layers)."""
+def prepare(model, setup: SpeedSetup, convert: bool = True):
+    """``model`` on the device in the benchmark's dtype (int8: float32 with quantised linear layers),
+    on a CPU converted for inference (``sew.optimize_for_cpu``) unless ``convert`` is False."""
+    from sew.inference import optimize_for_cpu
+
     model = model.to(device=torch.device(setup.device), dtype=DTYPES[setup.dtype]).eval()
     if setup.dtype == "int8":
         if setup.device != "cpu":
             raise ValueError("--dtype int8 (dynamic quantisation) runs on the CPU only; use --device cpu")
         model = quantize_int8(model)
-    return model
+    return optimize_for_cpu(model) if convert and setup.device == "cpu" else model
 
 
 def measure(name: str, model, setup: SpeedSetup, reference: bool = True) -> list[SpeedRow]:
@@ -225,8 +228,9 @@ def measure(name: str, model, setup: SpeedSetup, reference: bool = True) -> list
     audio_s = sum(setup.lengths) / SAMPLE_RATE
     macs = sum(encoder_macs(model.config, setup.lengths[i], len(b))["total"] for b in batches for i in b)
     candidates = [(name, "sew", ours_forward(model))]
-    if setup.compile:
-        compiled = compile_model(model, setup.compile, device, len(batches) + len(setup.grid), setup.compile_backend)
+    if setup.compile:  # the reference modules (the converted ones are eager-only)
+        compiled = compile_model(prepare(float_model, setup, convert=False), setup.compile, device,
+                                 len(batches) + len(setup.grid), setup.compile_backend)
         candidates.append((name, "sew-compiled", ours_forward(compiled)))
     if setup.onnx:
         candidates.append((name, "onnxruntime", ours_forward(onnx_twin(float_model, setup))))

@@ -17,8 +17,7 @@ import numpy as np
 import torch
 
 from sew.bench.flops import SAMPLE_RATE
-from sew.cpu import capabilities
-from sew.models.linear import onednn_available
+from sew.cpu import capabilities, onednn_available
 from sew.runtime import malloc_tuned
 
 

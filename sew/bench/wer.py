@@ -67,7 +67,7 @@ def train_and_score(model: str, run_dir: str | Path, *, recipe: str = "quick", b
     root = Path(data) if data is not None else default_corpus()
     dataset, references = eval_dataset(read_corpus(root, split=test_split))
     with torch.inference_mode():
-        result = evaluate(trained, dataset, references, make_decoder(vocab), rows=False)
+        result = evaluate(inference_backend(trained, "torch"), dataset, references, make_decoder(vocab), rows=False)
     scores, variant_errors = {}, {}
     for variant in variants:
         if variant == "bf16":

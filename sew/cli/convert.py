@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from sew.checkpoint import CONFIG_NAME
+from sew.checkpoint import CONFIG_NAME, save_model
 
 
 def run(args) -> int:
@@ -21,7 +21,7 @@ def run(args) -> int:
     if target == "hf":
         export_hf(model, args.output, vocab=vocab)  # with the tokenizer files when there is a vocabulary
     else:
-        model.save_pretrained(args.output)
+        save_model(model, args.output)
         if vocab is not None:
             shutil.copyfile(vocab, Path(args.output) / "vocab.json")
     cfg = model.config

@@ -12,7 +12,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from sew.models.lengths import lengths_to_mask, squeezed_lengths
-from sew.models.linear import Linear
 from sew.models.transformer import PositionalConv, TransformerStack
 
 
@@ -27,7 +26,7 @@ class Upsample(nn.Module):
     def __init__(self, dim: int, factor: int):
         super().__init__()
         self.factor = factor
-        self.proj = Linear(dim, dim * factor)
+        self.proj = nn.Linear(dim, dim * factor)
         nn.init.kaiming_normal_(self.proj.weight, mode="fan_out")
         nn.init.zeros_(self.proj.bias)
 

@@ -16,7 +16,6 @@ from sew.models.context import SqueezeContextNetwork, Wav2Vec2ContextNetwork, fi
 from sew.models.disentangled import DisentangledAttention, DisentangledTransformer
 from sew.models.features import ConvFeatureExtractor
 from sew.models.lengths import compiling, lengths_to_mask
-from sew.models.linear import Linear
 from sew.models.transformer import MultiHeadAttention, TransformerLayer, TransformerStack
 
 
@@ -36,7 +35,7 @@ class CTCHead(nn.Module):
     def __init__(self, dim: int, vocab_size: int, dropout: float = 0.0):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
-        self.proj = Linear(dim, vocab_size)
+        self.proj = nn.Linear(dim, vocab_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(self.dropout(x))
@@ -96,7 +95,7 @@ class SpeechEncoder(nn.Module):
         self.feature_extractor = ConvFeatureExtractor(cfg.conv_layers, cfg.conv_norm, cfg.conv_bias)
         self.feature_norm = nn.LayerNorm(cfg.conv_dim, eps=cfg.feature_layer_norm_eps)
         has_projection = cfg.conv_dim != d or cfg.family == "wav2vec2"
-        self.feature_projection = Linear(cfg.conv_dim, d) if has_projection else None
+        self.feature_projection = nn.Linear(cfg.conv_dim, d) if has_projection else None
         self.feature_dropout = nn.Dropout(cfg.feature_dropout)
         self.mask_embedding = nn.Parameter(torch.empty(d).uniform_())
         transformer = build_transformer(cfg)
@@ -150,6 +149,12 @@ class SpeechEncoder(nn.Module):
                              f"field of {rf} samples ({rf / 16:.0f} ms at 16 kHz); drop or pad it")
         return lengths
 
+    @staticmethod
+    def fills_tensor(lengths: torch.Tensor, samples: int) -> bool:
+        """Whether every utterance fills the tensor, so no mask is needed anywhere (the fast path of
+        equal-length batches). Read on the host; while traced, lengths given count as padding."""
+        return not compiling() and bool((lengths == samples).all())
+
     def normalize(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Zero mean, unit variance per utterance over its valid samples; padding stays zero."""
         mask = lengths_to_mask(lengths, waveforms.shape[1]).to(waveforms.dtype)
@@ -170,12 +175,6 @@ class SpeechEncoder(nn.Module):
         features, frame_lengths = self.feature_extractor(waveforms, lengths if padded else None)
         return features.transpose(1, 2), frame_lengths
 
-    def is_padded(self, waveforms: torch.Tensor, lengths: torch.Tensor | None) -> bool:
-        """Whether any utterance is shorter than the tensor (when traced: whether lengths were given)."""
-        if lengths is None or compiling():
-            return lengths is not None
-        return bool((torch.as_tensor(lengths) < waveforms.shape[1]).any())
-
     def project_features(self, features: torch.Tensor) -> torch.Tensor:
         """Feature LayerNorm and projection to the model width: ``[batch, frames, dim]``."""
         x = self.feature_norm(features)
@@ -194,8 +193,9 @@ class SpeechEncoder(nn.Module):
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None, *,
                 time_mask: torch.Tensor | None = None, channel_mask: torch.Tensor | None = None,
                 output_hidden_states: bool = False, upsample_hidden_states: bool = False) -> EncoderOutput:
-        padded = self.is_padded(waveforms, lengths)
+        given = lengths
         lengths = self.check_inputs(waveforms, lengths)
+        padded = given is not None and not self.fills_tensor(lengths, waveforms.shape[1])
         features, frame_lengths = self.extract_features(waveforms, lengths, padded)
         x = self.feature_dropout(self.project_features(features))
         x = self.apply_masks(x, time_mask, channel_mask)
@@ -219,9 +219,3 @@ class SpeechEncoder(nn.Module):
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Valid output frames for waveform lengths in samples."""
         return self.feature_extractor.output_lengths(torch.as_tensor(lengths))
-
-    def save_pretrained(self, path, **extra) -> None:
-        """Write this model to directory ``path`` in our format (safetensors + JSON config)."""
-        from sew.checkpoint import save_model
-
-        save_model(self, path, **extra)

@@ -8,15 +8,8 @@ import torch
 
 
 def compiling() -> bool:
-    """True while ``torch.compile`` / export traces the model: data-dependent host checks are skipped then."""
+    """True while ``torch.compile`` / export traces the model: input checks that read values on the host are skipped then."""
     return torch.compiler.is_compiling()
-
-
-def eager_cpu_inference(x: torch.Tensor) -> bool:
-    """True for an eager, gradient-free CPU call on ``x``: where the CPU-only inference paths apply
-    (not under training, CUDA, ``torch.compile``, ONNX export or ``torch.jit`` tracing)."""
-    return (x.device.type == "cpu" and not torch.is_grad_enabled() and not compiling()
-            and not torch.onnx.is_in_onnx_export() and not torch.jit.is_tracing())
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:

@@ -6,9 +6,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sew.models.lengths import compiling, eager_cpu_inference
-from sew.models.linear import Linear
-
 
 def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     """``[batch, time, heads * d]`` -> ``[batch, heads, time, d]``."""
@@ -35,29 +32,6 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.T
     return torch.matmul(scores.softmax(-1), v)
 
 
-def attend_segments(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
-                    segments: list[tuple[int, int]], scale: float | None = None, bias_fn=None) -> torch.Tensor:
-    """Attention within each ``(start, end)`` segment of packed ``[1, N, heads * d]`` queries, keys and
-    values (no mask: a segment is one utterance's valid frames). ``bias_fn(q_seg, k_seg)`` gives an
-    additive ``[1, heads, t, t]`` bias. Returns ``[1, N, heads * d]``."""
-    y = torch.empty_like(v)
-    for start, end in segments:
-        bias = None if bias_fn is None else bias_fn(q[:, start:end], k[:, start:end])
-        qs, ks, vs = (split_heads(z[:, start:end], heads) for z in (q, k, v))
-        if bias is None:
-            out = F.scaled_dot_product_attention(qs, ks, vs, scale=scale)
-        else:
-            # The bias is a fresh [1, heads, t, t] tensor: add the scaled q.k scores into it in place
-            # and finish with softmax and one more GEMM. On one utterance this beats SDPA with a
-            # bias (2-core AMD EPYC, 8 heads of 64: 0.30 against 0.39 ms at t = 130, 0.97 against 1.13
-            # at t = 250), for one more [heads, t, t] buffer (the probabilities).
-            scores = bias[0].baddbmm_(qs[0], ks[0].transpose(1, 2),
-                                      alpha=qs.shape[-1] ** -0.5 if scale is None else scale)
-            out = torch.bmm(torch.softmax(scores, -1), vs[0])[None]
-        y[:, start:end].view(1, end - start, heads, -1).copy_(out.transpose(1, 2))
-    return y
-
-
 class MultiHeadAttention(nn.Module):
     """Self-attention through ``scaled_dot_product_attention``; ``key_mask`` ``[batch, time]`` marks valid keys."""
 
@@ -66,17 +40,13 @@ class MultiHeadAttention(nn.Module):
         self.heads = heads
         self.head_size = head_size or dim // heads
         inner = heads * self.head_size
-        self.q_proj = Linear(dim, inner)
-        self.k_proj = Linear(dim, inner)
-        self.v_proj = Linear(dim, inner)
-        self.out_proj = Linear(inner, dim)
+        self.q_proj = nn.Linear(dim, inner)
+        self.k_proj = nn.Linear(dim, inner)
+        self.v_proj = nn.Linear(dim, inner)
+        self.out_proj = nn.Linear(inner, dim)
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None,
-                segments: list[tuple[int, int]] | None = None, **_) -> torch.Tensor:
-        if segments is not None:  # packed utterances (TransformerStack's inference path)
-            y = attend_segments(self.q_proj(x), self.k_proj(x), self.v_proj(x), self.heads, segments)
-            return self.out_proj(y)
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         q = split_heads(self.q_proj(x), self.heads)
         k = split_heads(self.k_proj(x), self.heads)
         v = split_heads(self.v_proj(x), self.heads)
@@ -90,8 +60,8 @@ class FeedForward(nn.Module):
 
     def __init__(self, dim: int, hidden: int, activation_dropout: float = 0.0, dropout: float = 0.0):
         super().__init__()
-        self.fc1 = Linear(dim, hidden)
-        self.fc2 = Linear(hidden, dim)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
         self.activation_dropout = nn.Dropout(activation_dropout)
         self.dropout = nn.Dropout(dropout)
 
@@ -121,12 +91,10 @@ class TransformerLayer(nn.Module):
 
 
 class TransformerStack(nn.Module):
-    """Layers applied in turn, each skipped with probability ``layerdrop`` while training.
+    """Layers applied in turn; while training each is skipped with probability ``layerdrop``.
 
-    A padded batch in eager CPU inference runs packed: the valid frames of all utterances are
-    stacked into one ``[1, N, dim]`` sequence, so the linear layers, norms and feed-forward blocks
-    do no work on padding, and attention runs utterance by utterance with no mask (``segments``).
-    Padded positions of the outputs are zero. Training, CUDA and tracing use the masked batch.
+    LayerDrop keeps a layer's input where the coin says drop (``torch.where``): one formula, the
+    same eagerly and traced, with no host read of the coin (the dropped layer is still computed).
     """
 
     def __init__(self, layers: list[TransformerLayer], layerdrop: float = 0.0):
@@ -135,45 +103,22 @@ class TransformerStack(nn.Module):
         self.layerdrop = layerdrop
 
     def attention_inputs(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> dict:
+        """What every layer's attention takes besides its input (the key mask; SEW-D adds positions)."""
         return {"key_mask": key_mask}
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None, return_states: bool = False):
         """``x`` ``[batch, time, dim]`` -> (output, the input and every layer's output when asked)."""
-        if key_mask is not None and not self.training and eager_cpu_inference(x):
-            return self._forward_packed(x, key_mask, return_states)
         inputs = self.attention_inputs(x, key_mask)
         states = [x] if return_states else None
         for layer in self.layers:
             if self.training and self.layerdrop > 0:
                 drop = torch.rand((), device=x.device) < self.layerdrop
-                if compiling():  # traced: run the layer and select (no host read of the coin)
-                    x = torch.where(drop, x, layer(x, **inputs))
-                elif not bool(drop):
-                    x = layer(x, **inputs)
+                x = torch.where(drop, x, layer(x, **inputs))
             else:
                 x = layer(x, **inputs)
             if return_states:
                 states.append(x)
         return x, states
-
-    def _forward_packed(self, x: torch.Tensor, key_mask: torch.Tensor, return_states: bool):
-        """Valid frames only (``key_mask`` is a prefix mask from lengths): see the class docstring."""
-        ends = key_mask.sum(1).cumsum(0).tolist()
-        inputs = self.attention_inputs(x, None)
-        inputs["segments"] = [(start, end) for start, end in zip([0] + ends[:-1], ends) if end > start]
-        packed = x[key_mask][None]
-
-        def unpack(y: torch.Tensor) -> torch.Tensor:
-            out = y.new_zeros(x.shape)
-            out[key_mask] = y[0]
-            return out
-
-        states = [x] if return_states else None
-        for layer in self.layers:
-            packed = layer(packed, **inputs)
-            if return_states:
-                states.append(unpack(packed))
-        return unpack(packed), states
 
 
 class PositionalConv(nn.Module):

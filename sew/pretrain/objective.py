@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sew.config import from_mapping
+from sew.checkpoint import save_model
 from sew.models.config import EncoderConfig
 from sew.models.encoder import SpeechEncoder
 from sew.models.lengths import lengths_to_mask
@@ -181,7 +182,7 @@ class PretrainingModel(nn.Module):
 
     def save_encoder(self, path: str | Path, **extra) -> None:
         """Write the encoder alone (quantiser and heads removed) for fine-tuning: ``sew.load_model(path)``."""
-        self.encoder.save_pretrained(path, objective=self.config.objective.to_dict(), **extra)
+        save_model(self.encoder, path, objective=self.config.objective.to_dict(), **extra)
 
 
 def load_pretraining_model(path: str | Path) -> PretrainingModel:

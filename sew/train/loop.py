@@ -38,6 +38,7 @@ from typing import Any
 
 import torch
 
+from sew.checkpoint import save_model
 from sew.config import from_mapping
 from sew.train.logs import RunLogger
 from sew.train.masking import update_generator
@@ -378,7 +379,7 @@ class Trainer:
         if hasattr(self.task, "save_model"):
             self.task.save_model(model, tmp, **meta)
         else:
-            model.save_pretrained(tmp, **meta)
+            save_model(model, tmp, **meta)
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import sew
+from sew.checkpoint import save_model
 from sew.asr.decode import GreedyDecoder
 from sew.asr.evaluate import eval_dataset, evaluate
 from sew.cli import main
@@ -24,7 +25,7 @@ def test_padded_and_unpadded_batches_give_identical_hypotheses(make_model, tiny_
 def test_hf_format_fine_tuned_checkpoint_evaluates_through_sew_eval(tmp_path, make_model, tiny_corpus, vocab, capsys):
     model = make_model(seed=4)
     ours, hf = tmp_path / "ours", tmp_path / "hf"
-    model.save_pretrained(ours)
+    save_model(model, ours)
     vocab.save(ours)
     sew.export_hf(model, hf, vocab=vocab)
     assert {"vocab.json", "tokenizer_config.json", "preprocessor_config.json"} <= {p.name for p in hf.iterdir()}
@@ -56,6 +57,6 @@ def test_transformers_processor_and_model_transcribe_an_export(tmp_path, make_mo
 
 def test_eval_errors_are_clear(tmp_path, make_model, tiny_corpus, capsys):
     model = make_model()
-    model.save_pretrained(tmp_path)  # no vocab.json
+    save_model(model, tmp_path)  # no vocab.json
     assert main(["eval", "--model", str(tmp_path), "--data", str(tiny_corpus)]) == 2
     assert "no vocab.json" in capsys.readouterr().err

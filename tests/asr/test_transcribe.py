@@ -5,6 +5,7 @@ import torch
 
 from sew.asr.decode import GreedyDecoder
 from sew.asr.transcribe import chunked_logits
+from sew.checkpoint import save_model
 from sew.cli import main
 
 
@@ -42,7 +43,7 @@ def test_chunked_equals_whole_file(make_model, vocab, preset):
 
 def test_bad_files_get_a_message_and_the_others_are_transcribed(tmp_path, make_model, vocab, capsys):
     model = make_model()
-    model.save_pretrained(tmp_path / "model")
+    save_model(model, tmp_path / "model")
     vocab.save(tmp_path / "model")
     good, silent, short, broken = (tmp_path / n for n in ("good.wav", "silent.wav", "short.wav", "broken.wav"))
     sf.write(good, (np.random.default_rng(0).standard_normal(24000) * 0.1).astype("float32"), 16000)
@@ -66,14 +67,14 @@ def test_bad_files_get_a_message_and_the_others_are_transcribed(tmp_path, make_m
 def test_onnx_backend_transcribes_like_pytorch(tmp_path, make_model, vocab, capsys, preset):
     pytest.importorskip("onnxscript")
     pytest.importorskip("onnxruntime")
-    from sew.cli.eval import load_ctc_model
+    from sew.asr.model import load_ctc_model
 
-    local_model(make_model, preset).save_pretrained(tmp_path / "model")
+    save_model(local_model(make_model, preset), tmp_path / "model")
     vocab.save(tmp_path / "model")
     rng = np.random.default_rng(1)
     files = [tmp_path / "long.wav", tmp_path / "tiny.wav"]
     sf.write(files[0], (rng.standard_normal(16000 * 9 + 77) * 0.1).astype("float32"), 16000)  # 3 chunks
-    sf.write(files[1], (rng.standard_normal(600) * 0.1).astype("float32"), 16000)  # under the graph's 1000 samples
+    sf.write(files[1], (rng.standard_normal(600) * 0.1).astype("float32"), 16000)  # under the graph's MIN_SAMPLES
     args = ["transcribe", "--model", str(tmp_path / "model"), "--chunk-seconds", "4", "--context-seconds", "1",
             *map(str, files)]
     assert main(args) == 0
@@ -95,9 +96,9 @@ def test_onnx_backend_transcribes_like_pytorch(tmp_path, make_model, vocab, caps
 
 
 def test_int8_backend_quantises_linear_layers_and_stays_close(tmp_path, make_model, vocab):
-    from sew.cli.eval import load_ctc_model
+    from sew.asr.model import load_ctc_model
 
-    local_model(make_model, "w2v2-micro").save_pretrained(tmp_path / "model")
+    save_model(local_model(make_model, "w2v2-micro"), tmp_path / "model")
     vocab.save(tmp_path / "model")
     float_model, _, _ = load_ctc_model(tmp_path / "model")
     int8_model, _, device = load_ctc_model(tmp_path / "model", backend="int8")

@@ -1,4 +1,5 @@
-"""SEW-D attention: the fused (Toeplitz view + SDPA) path equals the explicit-gather reference."""
+"""SEW-D attention: the Toeplitz-view position bias equals DeBERTa's explicit gathers, eagerly,
+with gradients, and traced by torch.compile."""
 
 from __future__ import annotations
 
@@ -7,18 +8,37 @@ import itertools
 import pytest
 import torch
 
-from sew.models.disentangled import DisentangledAttention, log_bucket_positions, relative_index
+from sew.models.disentangled import DisentangledAttention, log_bucket_positions, offset_rows, relative_index
 from sew.models.lengths import lengths_to_mask
 
+DIM, HEADS, BUCKETS, MAX_POS = 48, 4, 32, 128  # buckets small enough that 300 frames reach the log range
 
-def reference_attention(attn: DisentangledAttention, x, key_mask, table, index):
+
+def gather_bias(attn: DisentangledAttention, q, k, table: torch.Tensor, t: int) -> torch.Tensor:
+    """The position terms as DeBERTa computes them: scores against every table row, then a gather
+    of row r(i, j) for each pair (the reference the fused computation must equal)."""
+    index = relative_index(t, BUCKETS, MAX_POS)
+    pairs = index.pairs + index.lo  # rows of the whole table
+    heads = lambda z: z.view(z.shape[0], t, attn.heads, -1).transpose(1, 2)  # noqa: E731
+    b = q.shape[0]
+    pairs = pairs.expand(b, attn.heads, t, t)
+    bias = 0
+    if attn.c2p:
+        bias = bias + torch.gather(heads(q) @ attn.position_keys(table, "k")[None].transpose(-1, -2), -1, pairs)
+    if attn.p2c:
+        p2c = heads(k) @ attn.position_keys(table, "q")[None].transpose(-1, -2)  # [batch, heads, keys, rows]
+        bias = bias + torch.gather(p2c, -1, pairs.transpose(-1, -2)).transpose(-1, -2)
+    return bias
+
+
+def reference_attention(attn: DisentangledAttention, x, key_mask, table):
     """Plain softmax attention with the gathered position terms, scores materialised."""
     q, k, v = attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)
     b, t, _ = x.shape
     heads = lambda z: z.view(b, t, attn.heads, -1).transpose(1, 2)  # noqa: E731
     scores = heads(q) @ heads(k).transpose(-1, -2) * attn.scale
     if attn.c2p or attn.p2c:
-        scores = scores + attn.position_bias_reference(q, k, table, index)
+        scores = scores + gather_bias(attn, q, k, table, t)
     scores = scores.masked_fill(~key_mask[:, None, None, :], float("-inf"))
     y = scores.softmax(-1) @ heads(v)
     return attn.out_proj(y.transpose(1, 2).reshape(b, t, -1))
@@ -31,36 +51,33 @@ CASES = list(itertools.product([["c2p", "p2c"], ["c2p"], ["p2c"]], [True, False]
 def test_fused_equals_reference(pos_att_type, share, shape):
     torch.manual_seed(0)
     batch, t = shape
-    dim, heads, buckets, max_pos = 48, 4, 32, 128  # buckets small enough that 300 frames hit the log range
-    attn = DisentangledAttention(dim, heads, pos_att_type=pos_att_type, share_att_key=share).eval()
-    table_full = torch.randn(2 * buckets, dim)
-    index = relative_index(t, buckets, max_pos)
-    table = table_full[index.lo:index.hi]
-    x = torch.randn(batch, t, dim)
+    attn = DisentangledAttention(DIM, HEADS, pos_att_type=pos_att_type, share_att_key=share).eval()
+    table = torch.randn(2 * BUCKETS, DIM)
+    x = torch.randn(batch, t, DIM)
     lengths = torch.randint(1, t + 1, (batch,))
     lengths[0] = t
     key_mask = lengths_to_mask(lengths, t)
     with torch.no_grad():
-        fused = attn(x, key_mask=key_mask, table=table, index=index)
-        ref = reference_attention(attn, x, key_mask, table, index)
-        via_flag = attn(x, key_mask=key_mask, table=table, index=index, reference=True)
+        fused = attn(x, key_mask=key_mask, table=table, by_offset=offset_rows(t, BUCKETS, MAX_POS))
+        ref = reference_attention(attn, x, key_mask, table)
     valid = key_mask[..., None]
     assert ((fused - ref) * valid).abs().max() <= 1e-5
-    assert ((via_flag - ref) * valid).abs().max() <= 1e-5
 
 
 def test_fused_gradients_equal_reference():
     torch.manual_seed(0)
     attn = DisentangledAttention(32, 2, share_att_key=False)
-    index = relative_index(20, 8, 32)
-    table = torch.randn(index.hi - index.lo, 32, requires_grad=True)
+    table = torch.randn(2 * BUCKETS, 32, requires_grad=True)
     x = torch.randn(2, 20, 32)
     key_mask = lengths_to_mask(torch.tensor([20, 13]), 20)
     grads = []
-    for reference in (False, True):
+    for fused in (True, False):
         attn.zero_grad()
         table.grad = None
-        out = attn(x, key_mask=key_mask, table=table, index=index, reference=reference)
+        if fused:
+            out = attn(x, key_mask=key_mask, table=table, by_offset=offset_rows(20, BUCKETS, MAX_POS))
+        else:
+            out = reference_attention(attn, x, key_mask, table)
         (out * key_mask[..., None]).pow(2).sum().backward()
         grads.append([p.grad.clone() for p in attn.parameters()] + [table.grad.clone()])
     for a, b in zip(*grads):
@@ -85,68 +102,43 @@ def test_relative_index_rows():
     assert (index.lo, index.hi) == (256 - 9, 256 + 10)
     i, j = 7, 2
     assert int(index.pairs[i, j]) + index.lo == 256 + (i - j)
+    assert torch.equal(index.by_offset + index.lo, offset_rows(10, 256, 512))
 
 
 def test_index_cached_under_inference_mode_still_trains():
-    """The relative index is cached per length; a first call under inference_mode must not poison training."""
+    """The host index is cached per length; a first call under inference_mode (the CPU inference
+    modules) must not poison training."""
     import sew
 
     relative_index.cache_clear()
     model = sew.build_model("sew-d-micro", num_layers=1)
     x = torch.randn(1, 12345)
     with torch.inference_mode():
-        model.eval()(x)
+        sew.optimize_for_cpu(model)(x)
     model.train()(x).last_hidden_state.sum().backward()
     assert model.context.transformer.layers[0].attention.q_proj.weight.grad is not None
-
-
-@pytest.mark.parametrize("pos_att_type,share", [(["c2p", "p2c"], True), (["c2p"], False), (["p2c"], True)])
-def test_segments_equal_each_utterance_alone(pos_att_type, share):
-    """Packed utterances (``segments``, the stack's inference path) use the middle offsets of the
-    padded length's table: each segment equals that utterance attended alone with its own table."""
-    torch.manual_seed(0)
-    dim, heads, buckets, max_pos = 48, 4, 32, 128
-    attn = DisentangledAttention(dim, heads, pos_att_type=pos_att_type, share_att_key=share).eval()
-    table_full = torch.randn(2 * buckets, dim)
-    lengths = [300, 1, 57, 140]  # 300 and 140 reach the log-bucketed rows
-    xs = [torch.randn(1, n, dim) for n in lengths]
-    t = max(lengths)
-    index = relative_index(t, buckets, max_pos)
-    ends = torch.tensor(lengths).cumsum(0).tolist()
-    segments = list(zip([0] + ends[:-1], ends))
-    with torch.no_grad():
-        packed = attn(torch.cat(xs, 1), table=table_full[index.lo:index.hi], index=index, segments=segments)
-        for x, (start, end) in zip(xs, segments):
-            alone_index = relative_index(x.shape[1], buckets, max_pos)
-            alone = reference_attention(attn, x, torch.ones(1, x.shape[1], dtype=torch.bool),
-                                        table_full[alone_index.lo:alone_index.hi], alone_index)
-            assert (packed[:, start:end] - alone).abs().max() <= 1e-5
 
 
 @pytest.mark.parametrize("pos_att_type", [["c2p", "p2c"], ["c2p"], ["p2c"]])
 @pytest.mark.parametrize("grad", [False, True])
 def test_traced_position_bias_equals_reference(pos_att_type, grad):
-    """Under torch.compile the bias is read in one block, as a view with gradients and by a gather
-    without: both equal DeBERTa's explicit gathers over several lengths of one dynamic graph."""
-    from sew.models.disentangled import traced_relative_index
-
+    """Under torch.compile the bias (index computed in the graph, Toeplitz view) equals DeBERTa's
+    explicit gathers over several lengths of one dynamic graph, values and gradients."""
     torch._dynamo.reset()
     torch.manual_seed(0)
-    dim, heads, buckets, max_pos = 48, 4, 32, 128
-    attn = DisentangledAttention(dim, heads, pos_att_type=pos_att_type, share_att_key=False).eval()
-    table = torch.randn(2 * buckets, dim)
+    attn = DisentangledAttention(DIM, HEADS, pos_att_type=pos_att_type, share_att_key=False).eval()
+    table = torch.randn(2 * BUCKETS, DIM)
 
     def traced(q, k):
-        index = traced_relative_index(q.shape[1], buckets, max_pos, q.device)
-        return attn.position_bias(q, k, *attn.offset_keys(table, index))
+        return attn.position_bias(q, k, *attn.offset_keys(table, offset_rows(q.shape[1], BUCKETS, MAX_POS)))
 
     compiled = torch.compile(traced, backend="aot_eager", dynamic=True, fullgraph=True)
     for t in (5, 37, 150):  # 150 reaches the log-bucketed rows
-        q, k = torch.randn(2, t, dim, requires_grad=grad), torch.randn(2, t, dim, requires_grad=grad)
+        q, k = torch.randn(2, t, DIM, requires_grad=grad), torch.randn(2, t, DIM, requires_grad=grad)
         with torch.set_grad_enabled(grad):
             bias = compiled(q, k)
-            ref = attn.position_bias_reference(q, k, table, traced_relative_index(t, buckets, max_pos, None))
-        assert bias.shape == (2, heads, t, t)
+            ref = gather_bias(attn, q, k, table, t)
+        assert bias.shape == (2, HEADS, t, t)
         assert (bias - ref).abs().max() <= 1e-5
         if grad:
             grads = torch.autograd.grad(bias.pow(2).sum(), (q, k), allow_unused=True)
