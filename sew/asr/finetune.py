@@ -151,6 +151,7 @@ def finetune(recipe: FinetuneRecipe, data: str | Path | None, run_dir: str | Pat
     train_set = SpeechDataset(train_corpus, vocab=vocab, rejects_log=log, seed=recipe.train.seed)
     valid = eval_dataset(valid_corpus, log) if valid_corpus is not None else None
 
+    torch.manual_seed(recipe.train.seed)  # the same initial weights for the same seed, in every process and rerun
     model = build_model(recipe, vocab)
     if recipe.prior_bias_init:
         kept = [u for u in train_set.utterances if u.num_samples <= recipe.train.max_tokens]

@@ -2,25 +2,27 @@
 
 ``CTCTask.loss`` draws SpecAugment-style masks (never on padding), runs the encoder (under
 ``no_grad`` for the first ``freeze_finetune_updates`` updates, when only the CTC head
-trains) and returns the float32 CTC loss. ``validate`` decodes the dev set greedily and
-returns WER / CER; ``save_model`` writes the model with its ``vocab.json``.
+trains) and returns the float32 CTC loss summed over utterances (each divided by its target
+length: fairseq's ``sentence_avg``). ``validate`` decodes the dev set greedily and returns WER /
+CER; ``save_model`` writes the model with its ``vocab.json``.
 """
 
 from __future__ import annotations
 
 import torch
+from accelerate.utils import extract_model_from_parallel
 
 from sew.asr.ctc import ctc_loss
-from sew.checkpoint import save_model
 from sew.asr.decode import GreedyDecoder
 from sew.asr.evaluate import evaluate
+from sew.checkpoint import save_model
 from sew.data.text import Vocabulary
 from sew.inference import optimize_for_cpu
-from sew.train.loop import StepOutput, unwrap
 from sew.train.masking import MaskingConfig, compute_masks
+from sew.train.task import LossSums, TrainingTask
 
 
-class CTCTask:
+class CTCTask(TrainingTask):
     """CTC over ``vocab`` with masking; ``valid`` is ``(dataset, references)`` or None."""
 
     def __init__(self, vocab: Vocabulary, masking: MaskingConfig | None = None, *, freeze_finetune_updates: int = 0,
@@ -29,11 +31,10 @@ class CTCTask:
         self.freeze_finetune_updates = freeze_finetune_updates
         self.valid, self.valid_max_tokens = valid, valid_max_tokens
         self.config = config or {}
-        if valid is None:
-            self.validate = None  # the trainer skips validation
 
-    def loss(self, model, batch, update: int, generator: torch.Generator) -> StepOutput:
-        encoder = unwrap(model)
+    def loss(self, model, batch, update: int, micro: int, generator: torch.Generator) -> LossSums:
+        """The utterances' CTC losses, each divided by its target length, summed (count: utterances)."""
+        encoder = extract_model_from_parallel(model)
         frames = int(encoder.output_lengths(torch.tensor([batch.waveforms.shape[1]]))[0])
         frame_lengths = encoder.output_lengths(batch.lengths)
         time_mask, channel_mask = compute_masks(self.masking, frame_lengths, frames, encoder.config.hidden_size, generator)
@@ -45,10 +46,13 @@ class CTCTask:
         else:
             out = model(batch.waveforms, batch.lengths, time_mask=time_mask, channel_mask=channel_mask)
             logits = out.logits
-        loss = ctc_loss(logits, out.lengths, batch.targets, batch.target_lengths, blank=self.vocab.blank_id)
-        return StepOutput(loss, {"loss": float(loss.detach())})
+        utterances = len(batch.lengths)
+        mean = ctc_loss(logits, out.lengths, batch.targets, batch.target_lengths, blank=self.vocab.blank_id)
+        return LossSums(loss=mean * utterances, count=utterances)
 
-    def validate(self, model) -> dict[str, float]:
+    def validate(self, model) -> dict[str, float] | None:
+        if self.valid is None:
+            return None
         dataset, references = self.valid
         device = next(model.parameters()).device
         if device.type == "cpu":  # the CPU inference modules, on the training model's own parameters
@@ -63,4 +67,3 @@ class CTCTask:
 
     def checkpoint_files(self) -> dict:
         return {"vocab.json": self.vocab.index, "finetune_config.json": self.config}
-

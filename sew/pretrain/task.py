@@ -7,22 +7,20 @@ a forked torch RNG, dropout, LayerDrop and the Gumbel noise) from one seed deriv
 resumed at any update replays the same numbers, and ``W`` processes with ``update_freq`` 1 draw
 what one process with ``update_freq`` ``W`` draws for the same batches.
 
-Normalisation. The objective returns sums over the masked frames (targets). Each process
-divides its sum by the number of targets of the micro-step over ALL processes (all-reduced), times
-``W`` because DDP averages gradients: the update's gradient is then ``sum(loss) / sum(targets)``
-over the processes, fairseq's ``sample_size`` normalisation. The loop averages the ``update_freq``
-micro-steps of an update with equal weights (fairseq weights them by their target counts; the two
-agree when the micro-batches hold equally many targets).
+Normalisation. The objective returns sums over the masked frames (targets) and their count; the
+trainer divides the update's gradient by the targets of all its micro-batches on all processes:
+``sum(loss) / sum(targets)``, fairseq's ``sample_size`` normalisation.
 """
 
 from __future__ import annotations
 
 import torch
+from accelerate.utils import extract_model_from_parallel
 
 from sew.data.dataset import Batch
 from sew.pretrain.config import ObjectiveConfig
 from sew.pretrain.objective import PretrainingModel, PretrainOutput
-from sew.train.loop import StepOutput, unwrap
+from sew.train.task import LossSums, TrainingTask
 from sew.train.masking import compute_time_mask
 
 _STAT_KEYS = ("sample_size", "loss", "contrastive", "correct", "diversity", "feature_penalty",
@@ -76,19 +74,18 @@ def stats_from_summary(total: torch.Tensor) -> dict[str, float]:
     return out
 
 
-class PretrainTask:
+class PretrainTask(TrainingTask):
     """``loss(model, batch, update, generator)`` for the shared ``Trainer``; ``validate`` on a dev set."""
 
     def __init__(self, objective: ObjectiveConfig, *, seed: int = 1, crop: bool = True, valid_dataset=None,
                  valid_max_tokens: int = 1_400_000) -> None:
         self.objective, self.seed, self.crop = objective, int(seed), crop
         self.valid_dataset, self.valid_max_tokens = valid_dataset, int(valid_max_tokens)
-        self._generator, self._micro = None, 0
 
     # -- one micro-batch ----------------------------------------------------------------------
     def forward(self, model, batch: Batch, update: int, seed: int) -> PretrainOutput:
         """Crop, mask and run the objective on ``batch`` with every random number drawn from ``seed``."""
-        core: PretrainingModel = unwrap(model)
+        core: PretrainingModel = extract_model_from_parallel(model)
         core.set_num_updates(update)
         g = torch.Generator().manual_seed(seed)
         waves, lengths = batch.waveforms, batch.lengths
@@ -106,29 +103,22 @@ class PretrainTask:
         o = self.objective
         return compute_time_mask(frame_lengths, frames, o.mask_prob, o.mask_length, o.min_masks, generator)
 
-    def loss(self, model, batch: Batch, update: int, generator: torch.Generator):
-        """The micro-batch loss, scaled so that the update's gradient is sum(loss) / sum(targets) (module docstring)."""
-        if generator is not self._generator:  # the loop makes one generator per update: a new update
-            self._generator, self._micro = generator, 0
+    def loss(self, model, batch: Batch, update: int, micro: int, generator: torch.Generator) -> LossSums:
+        """The micro-batch's objective summed over its masked frames (the count); random numbers drawn
+        from (seed, update, global micro-batch index) only (module docstring)."""
         world, rank = distributed_info()
-        index = self._micro * world + rank
-        self._micro += 1
-        out = self.forward(model, batch, update, micro_seed(self.seed, update, index))
-        total = summary(out)
-        if world > 1:
-            from accelerate.utils import reduce
-
-            total = reduce(total.to(out.loss.device), reduction="sum").cpu()
-        loss = out.loss * (world / max(float(total[0]), 1.0))
-        stats = stats_from_summary(total)
-        stats["temperature"] = out.temperature
-        return StepOutput(loss=loss, stats=stats)
+        out = self.forward(model, batch, update, micro_seed(self.seed, update, micro * world + rank))
+        sums = dict(zip(_STAT_KEYS, summary(out).tolist()))
+        count = sums.pop("sample_size")
+        sums.pop("loss")  # the loop sums the loss itself
+        sums["accuracy"] = sums.pop("correct")
+        return LossSums(loss=out.loss, count=count, sums=sums, values={"temperature": out.temperature})
 
     # -- validation, saving -------------------------------------------------------------------
-    def validate(self, model) -> dict[str, float]:
+    def validate(self, model) -> dict[str, float] | None:
         """Loss and accuracy on the dev set (eval mode: argmax codes, BatchNorm running statistics)."""
         if self.valid_dataset is None:
-            return {}
+            return None
         from sew.data.dataset import make_dataloader
 
         sampler = self.valid_dataset.sampler(max_tokens=self.valid_max_tokens, shuffle=False, seed=self.seed)
@@ -144,7 +134,7 @@ class PretrainTask:
 
     def save_model(self, model, directory, **meta) -> None:
         """``RUN/final`` and ``RUN/best`` hold the encoder alone: the heads are removed for fine-tuning."""
-        unwrap(model).save_encoder(directory, **meta)
+        extract_model_from_parallel(model).save_encoder(directory, **meta)
 
     def checkpoint_files(self) -> dict:
         return {"pretrain_task.json": {"seed": self.seed, "crop": self.crop, "objective": self.objective.to_dict()}}

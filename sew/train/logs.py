@@ -38,12 +38,31 @@ def read_log(run_dir: str | Path, kind: str | None = None) -> list[dict]:
     return [r for r in records if kind is None or r.get("kind") == kind]
 
 
-class RunLogger:
-    """JSONL + TensorBoard + progress bar for one run; see the module docstring."""
+def budget_fraction(update: int, minutes: float, max_update: int, max_minutes: float | None) -> float:
+    """Share of a run's budget spent: updates, or training minutes when there is a wall-clock budget."""
+    done = update / max_update if max_update else 0.0
+    if max_minutes:
+        done = max(done, minutes / max_minutes)
+    return min(done, 1.0)
 
-    def __init__(self, run_dir: str | Path, *, total: int | None = None, initial: int = 0, enabled: bool = True,
-                 tensorboard: bool = True, progress: bool = True) -> None:
+
+def budget_line(update: int, minutes: float, max_update: int, max_minutes: float | None) -> str:
+    """What the progress bar says of the budget: ``update 120 of 400`` or ``update 120, 2.1 of 7.5 min``."""
+    if max_minutes and (not max_update or minutes / max_minutes >= update / max_update or update == 0):
+        return f"update {update}, {minutes:.1f} of {max_minutes:g} min"
+    return f"update {update} of {max_update}"
+
+
+class RunLogger:
+    """JSONL + TensorBoard + progress bar for one run; see the module docstring.
+
+    The bar shows the share of the run's budget that is spent (training time against a wall-clock
+    budget, or updates) and the time left at the rate so far."""
+
+    def __init__(self, run_dir: str | Path, *, enabled: bool = True, tensorboard: bool = True, progress: bool = True,
+                 max_update: int = 0, max_minutes: float | None = None, update: int = 0, minutes: float = 0.0) -> None:
         self.run_dir, self.enabled = Path(run_dir), enabled
+        self.max_update, self.max_minutes = max_update, max_minutes
         self.bar = self.writer = None
         if not enabled:
             return
@@ -59,7 +78,9 @@ class RunLogger:
         if progress:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, initial=initial, unit="upd", dynamic_ncols=True, file=sys.stderr)
+            self.bar = tqdm(total=1000, unit="", dynamic_ncols=True, file=sys.stderr,
+                            bar_format="{percentage:3.0f}%|{bar}| {desc} [{elapsed}<{remaining}{postfix}]")
+            self.advance(update, minutes)
 
     def log(self, kind: str, update: int, values: dict[str, Any]) -> None:
         """Record ``values`` of ``kind`` at ``update`` (see the module docstring)."""
@@ -80,9 +101,11 @@ class RunLogger:
         if kind in ("valid", "event"):
             self.message(f"[{kind} @ {update}] " + " ".join(f"{k}={_fmt(v)}" for k, v in values.items()))
 
-    def advance(self, n: int = 1) -> None:
+    def advance(self, update: int, minutes: float) -> None:
+        """The run is at ``update`` after ``minutes`` of training: move the bar."""
         if self.bar is not None:
-            self.bar.update(n)
+            self.bar.set_description_str(budget_line(update, minutes, self.max_update, self.max_minutes), refresh=False)
+            self.bar.update(round(1000 * budget_fraction(update, minutes, self.max_update, self.max_minutes)) - self.bar.n)
 
     def message(self, text: str) -> None:
         """A line on stderr that does not break the progress bar."""

@@ -1,28 +1,16 @@
-"""The training loop shared by fine-tuning and pretraining: load, step, log, checkpoint.
+"""The training loop shared by fine-tuning and pretraining: load, step, log, validate, checkpoint.
 
-A task (``sew.asr.task.CTCTask``, the pretraining objective) supplies the loss and, optionally,
-validation; ``Trainer`` does everything else::
+A ``TrainingTask`` (``sew.train.task``) supplies the loss as sums with their sample count and,
+optionally, validation; ``Trainer`` does everything else::
 
     trainer = Trainer(TrainConfig(max_update=1000, lr=5e-4), model, task, run_dir="runs/x")
     state = trainer.fit(train_dataset)          # resumes from run_dir/checkpoints when one exists
 
-The task protocol (duck-typed):
-
-* ``task.loss(model, batch, update, generator) -> StepOutput`` (required): ``model`` is the
-  prepared (possibly DDP-wrapped) model, ``batch`` a ``sew.data.dataset.Batch`` on the device,
-  ``update`` the number of updates done, ``generator`` a CPU ``torch.Generator`` seeded from
-  (seed, update, rank) for masks. ``StepOutput.loss`` is the scalar to minimise for this
-  micro-batch (the loop averages over the ``update_freq`` micro-batches).
-* ``task.validate(model) -> dict[str, float]`` (optional): run on the main process with the
-  unwrapped model in eval mode; ``TrainConfig.best_metric`` names the entry to minimise.
-* ``task.save_model(model, directory, **meta)`` (optional): how to write ``RUN/best`` and
-  ``RUN/final`` (default: ``model.save_pretrained``). ``task.checkpoint_files() -> dict`` (optional):
-  extra JSON files stored in every checkpoint.
-
-One update = ``update_freq`` micro-batches (fewer at the end of an epoch). Non-finite losses or
-gradients skip the update with a warning; ``max_nonfinite`` in a row stop the run with a
-checkpoint and ``TrainingDiverged``. fp16 overflow steps handled by the loss scaler are not
-counted as failures.
+One update is ``update_freq`` micro-batches (fewer at the end of an epoch), accumulated with
+``accelerator.accumulate``; its gradient is ``sum(loss) / sum(count)`` over every micro-batch and
+process. Non-finite losses or gradients skip the update with a warning; ``max_nonfinite`` in a row
+stop the run with a checkpoint and ``TrainingDiverged``. fp16 overflow steps handled by the loss
+scaler are not counted as failures.
 """
 
 from __future__ import annotations
@@ -32,20 +20,20 @@ import math
 import shutil
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from sew.checkpoint import save_model
 from sew.config import from_mapping
-from sew.train.logs import RunLogger
+from sew.train.logs import RunLogger, budget_fraction
 from sew.train.masking import update_generator
 from sew.train.schedule import build_schedule, set_lr
 from sew.train.setup import build_optimizer, make_accelerator
 from sew.train.state import (TrainingState, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint,
                              set_rng_state)
+from sew.train.task import TrainingTask
 
 
 @dataclass
@@ -86,30 +74,15 @@ class TrainConfig:
         return from_mapping(cls, data, source)
 
 
-@dataclass
-class StepOutput:
-    """What ``task.loss`` returns: the loss to backpropagate and numbers to log (averaged over updates)."""
-
-    loss: torch.Tensor
-    stats: dict[str, float] = field(default_factory=dict)
-
-
 class TrainingDiverged(RuntimeError):
     """Raised after ``max_nonfinite`` consecutive non-finite updates (a checkpoint is written first)."""
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The model inside DDP / compile wrappers."""
-    while hasattr(model, "module"):
-        model = model.module
-    return getattr(model, "_orig_mod", model)
 
 
 class Trainer:
     """Runs ``task`` on ``model`` under ``cfg``, writing everything into ``run_dir`` (see the module docstring)."""
 
-    def __init__(self, cfg: TrainConfig, model: torch.nn.Module, task, run_dir: str | Path, *, accelerator=None,
-                 find_unused_parameters: bool = False, progress: bool = True) -> None:
+    def __init__(self, cfg: TrainConfig, model: torch.nn.Module, task: TrainingTask, run_dir: str | Path, *,
+                 accelerator=None, find_unused_parameters: bool = False, progress: bool = True) -> None:
         self.cfg, self.task, self.run_dir = cfg, task, Path(run_dir)
         self.acc = accelerator or make_accelerator(cfg.mixed_precision, find_unused_parameters=find_unused_parameters)
         optimizer = build_optimizer(model, cfg.lr, betas=cfg.betas, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
@@ -122,83 +95,41 @@ class Trainer:
                          end_lr=cfg.end_lr, power=cfg.power)
         self.schedule = build_schedule(cfg.schedule, cfg.lr, cfg.max_update, **extra)
         self.state = TrainingState()
-        self.progress_bar = progress
+        self.show_progress = progress
         self.is_main = self.acc.is_main_process
 
-    # -- clock and budget ---------------------------------------------------------------------
-    def _elapsed(self) -> float:
-        return self._elapsed_base + (time.perf_counter() - self._clock) - self._paused
+    @property
+    def unwrapped(self) -> torch.nn.Module:
+        return self.acc.unwrap_model(self.model)
 
-    def progress(self) -> float:
-        """Share of the budget done: updates, or training time when ``max_minutes`` is set."""
-        p = self.state.update / self.cfg.max_update
-        if self.cfg.max_minutes:
-            p = max(p, self.state.elapsed_seconds / (60.0 * self.cfg.max_minutes))
-        return min(p, 1.0)
-
-    @contextlib.contextmanager
-    def paused_clock(self):
-        """Time spent inside does not count as training time (validation, checkpoints)."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self._paused += time.perf_counter() - start
-
-    # -- the loop -----------------------------------------------------------------------------
+    # -- the run --------------------------------------------------------------------------------
     def fit(self, dataset, resume: str | Path | bool | None = None) -> TrainingState:
         """Train on ``dataset`` (a ``SpeechDataset``) until the budget ends; returns the final state.
 
-        ``resume``: a checkpoint directory, the run directory, True (latest in ``run_dir``,
-        error if none) or None (latest in ``run_dir`` if any, else from scratch).
+        ``resume``: a checkpoint directory, the run directory, True (latest in ``run_dir``, error if
+        none) or None (latest in ``run_dir`` if any, else from scratch).
         """
         from sew.data.dataset import make_dataloader
 
         cfg, acc = self.cfg, self.acc
         sampler = dataset.sampler(max_tokens=cfg.max_tokens, seed=cfg.seed, num_shards=acc.num_processes,
                                   shard_index=acc.process_index)
-        self._sampler_ref = sampler
-        self._resume(resume, sampler)
-        self._validated_at = -1
         loader = make_dataloader(dataset, sampler, num_workers=cfg.num_workers, pin_memory=acc.device.type == "cuda")
-        self.logger = RunLogger(self.run_dir, total=cfg.max_update, initial=self.state.update, enabled=self.is_main,
-                                progress=self.progress_bar)
-        self._elapsed_base, self._clock, self._paused = self.state.elapsed_seconds, time.perf_counter(), 0.0
-        self._window: dict[str, float] = defaultdict(float)
-        self._last_valid_time = self.state.elapsed_seconds
-        stop = self._budget_done()
-        self._boundary = (self.state.batches_done, self.state.epoch, rng_state())
+        self._resume(resume, sampler)                                            # load
+        self.logger = RunLogger(self.run_dir, enabled=self.is_main, progress=self.show_progress,
+                                max_update=cfg.max_update, max_minutes=cfg.max_minutes, update=self.state.update,
+                                minutes=self.state.elapsed_seconds / 60)
+        self._start_clock()
         try:
-            while not stop:
-                sampler.set_epoch(self.state.epoch)
-                dataset.set_epoch(self.state.epoch)
-                # The DataLoader draws a worker seed from the global generator when an iterator
-                # starts; keep that draw out of the training stream so a run resumed mid-epoch
-                # sees the same random numbers (our crops are seeded by (seed, epoch, index)).
-                rng = torch.get_rng_state()
-                batches = iter(loader)
-                torch.set_rng_state(rng)
-                micro, seen, usable = [], 0, 0
-                for batch in batches:
-                    self.state.batches_done += 1
-                    seen += 1
-                    if len(batch):
-                        micro.append(batch)
-                        usable += 1
-                    if len(micro) == cfg.update_freq:
-                        stop = self._update(micro)
-                        micro = []
-                        if stop:
-                            break
-                if not stop and micro:
-                    stop = self._update(micro)
-                if seen and not usable:
-                    raise ValueError("a whole epoch gave no usable batch: every audio file failed to load "
-                                     "(see the warnings above); check the paths and the files of the corpus")
-                if not stop:
-                    self.state.epoch += 1
-                    self.state.batches_done = 0
-            self._finish(sampler, "end")
+            for micro in self._updates(dataset, sampler, loader):
+                if not self._step(micro):                                         # step (False: skipped)
+                    continue
+                self._log_when_due()                                              # log
+                if not self._budget_done():
+                    self._stop = self._validate_when_due()                        # validate (True: early stop)
+                    self._checkpoint_when_due(sampler)                            # checkpoint
+                self._boundary = (self.state.batches_done, self.state.epoch, rng_state())
+            self._finish(sampler)
         except KeyboardInterrupt:
             # Back to the end of the last complete update (data position and RNG), then save.
             self.logger.message(f"interrupted: writing a checkpoint of update {self.state.update} to resume from")
@@ -211,63 +142,77 @@ class Trainer:
             self.logger.close()
         return self.state
 
-    def _resume(self, resume, sampler) -> None:
-        if resume is False:
-            return
-        path = None
-        if resume in (None, True):
-            path = latest_checkpoint(self.run_dir)
-            if path is None and resume is True:
-                raise ValueError(f"--resume: no checkpoint in {self.run_dir / 'checkpoints'}")
-        else:
-            path = Path(resume)
-            if not (path / "trainer_state.json").is_file():
-                path = latest_checkpoint(path) or path
-        if path is None:
-            return
-        self.state, sampler_state = load_checkpoint(
-            path, model=unwrap(self.model), optimizer=self.optimizer, scaler=self.acc.scaler,
-            rank=self.acc.process_index, world_size=self.acc.num_processes, map_location=self.acc.device)
-        if sampler_state is not None:
-            # The training state is the authority on the data position (the sampler may already
-            # have moved to the next epoch when the checkpoint was written).
-            sampler.load_state_dict({**sampler_state, "epoch": self.state.epoch,
-                                     "batches_done": self.state.batches_done})
-        if self.is_main:
-            print(f"resuming from {path} (update {self.state.update}, epoch {self.state.epoch})", flush=True)
+    def _updates(self, dataset, sampler, loader):
+        """The micro-batches of each update, epoch after epoch, until the budget ends or early stopping."""
+        cfg, state = self.cfg, self.state
+        while not (self._budget_done() or self._stop):
+            sampler.set_epoch(state.epoch)
+            dataset.set_epoch(state.epoch)
+            # The DataLoader draws a worker seed from the global generator when an iterator starts;
+            # keep that draw out of the training stream so a run resumed mid-epoch sees the same
+            # random numbers (our crops are seeded by (seed, epoch, index)).
+            rng = torch.get_rng_state()
+            batches = iter(loader)
+            torch.set_rng_state(rng)
+            micro, seen, usable = [], 0, 0
+            for batch in batches:
+                state.batches_done += 1
+                seen += 1
+                if len(batch):
+                    micro.append(batch)
+                    usable += 1
+                if len(micro) == cfg.update_freq:
+                    yield micro
+                    micro = []
+                    if self._budget_done() or self._stop:
+                        return
+            if micro:
+                yield micro
+                if self._budget_done() or self._stop:
+                    return
+            if seen and not usable:
+                raise ValueError("a whole epoch gave no usable batch: every audio file failed to load "
+                                 "(see the warnings above); check the paths and the files of the corpus")
+            state.epoch += 1
+            state.batches_done = 0
 
-    def _budget_done(self) -> bool:
-        return self.state.update >= self.cfg.max_update or (
-            bool(self.cfg.max_minutes) and self.state.elapsed_seconds >= 60.0 * self.cfg.max_minutes)
-
-    def _update(self, micro: list) -> bool:
-        """One optimizer update over the micro-batches; returns True when the run should stop."""
+    def _step(self, micro: list) -> bool:
+        """One optimiser update over the micro-batches; False when it was skipped (non-finite)."""
         cfg, acc, state = self.cfg, self.acc, self.state
         self.model.train()
         generator = update_generator(cfg.seed, state.update, acc.process_index)
-        loss_finite = True
-        stats: dict[str, float] = defaultdict(float)
-        audio = 0.0
+        # An update is the micro-batches the loop collected (fewer at an epoch's end): accumulate over
+        # exactly those, gradients synchronised on the last one.
+        acc.gradient_accumulation_steps, acc.step = len(micro), 0
+        sums: dict[str, float] = defaultdict(float)
+        values, count, finite, audio = {}, 0.0, True, 0.0
         for i, batch in enumerate(micro):
             batch = batch.to(acc.device, non_blocking=True)
             audio += float(batch.lengths.sum()) / 16000.0
-            sync = contextlib.nullcontext() if i == len(micro) - 1 else acc.no_sync(self.model)
-            with sync:
-                with acc.autocast():
-                    out = self.task.loss(self.model, batch, state.update, generator)
-                loss_finite &= bool(torch.isfinite(out.loss.detach()))
-                acc.backward(out.loss / len(micro))
-            for k, v in out.stats.items():
-                stats[k] += float(v) / len(micro)
-        if acc.num_processes > 1:  # every process must take the same decision
-            flag = torch.tensor([0.0 if loss_finite else 1.0], device=acc.device)
-            loss_finite = float(acc.reduce(flag, reduction="sum")) == 0.0
+            with acc.accumulate(self.model), acc.autocast():
+                out = self.task.loss(self.model, batch, state.update, i, generator)
+                finite &= bool(torch.isfinite(out.loss.detach()))
+                acc.backward(out.loss)  # accelerate divides by the number of micro-batches
+            count += float(out.count)
+            sums["loss"] += float(out.loss.detach())
+            for k, v in out.sums.items():
+                sums[k] += float(v)
+            values.update(out.values)
+        totals = torch.tensor([count, 0.0 if finite else 1.0, *sums.values()], dtype=torch.float64, device=acc.device)
+        if acc.num_processes > 1:  # every process takes the same decision on the same totals
+            totals = acc.reduce(totals, reduction="sum")
+        count, finite = float(totals[0]), float(totals[1]) == 0.0
         params = [p for p in self.model.parameters() if p.requires_grad]
+        scale = len(micro) * acc.num_processes / max(count, 1.0)  # DDP averaged over processes
+        for p in params:
+            if p.grad is not None:
+                p.grad.mul_(scale)
         gnorm = float(acc.clip_grad_norm_(params, cfg.clip_norm if cfg.clip_norm > 0 else math.inf))
-        overflow = acc.scaler is not None and loss_finite and not math.isfinite(gnorm)
-        if not overflow and (not loss_finite or not math.isfinite(gnorm)):
+        overflow = acc.scaler is not None and finite and not math.isfinite(gnorm)
+        if not overflow and (not finite or not math.isfinite(gnorm)):
             self.optimizer.zero_grad(set_to_none=True)
-            return self._nonfinite(loss_finite, gnorm, micro)
+            self._nonfinite(finite, gnorm, micro)
+            return False
         set_lr(self.optimizer, self.schedule(state.update, self.progress()))
         self.optimizer.step()  # with fp16, the scaler skips overflow steps and lowers the scale
         self.optimizer.zero_grad(set_to_none=True)
@@ -281,16 +226,23 @@ class Trainer:
         w["n"] += 1
         w["gnorm"] += gnorm
         w["audio"] += audio
-        for k, v in stats.items():
-            w[k] += v
-        self.logger.advance()
-        if state.update % cfg.log_every == 0:
-            self._log_train()
-        stop = self._after_update()
-        self._boundary = (state.batches_done, state.epoch, rng_state())
-        return stop
+        w["sample_size"] += count  # samples the loss ran over (utterances, masked frames)
+        for k, v in zip(sums, totals[2:].tolist()):
+            w[k] += v / max(count, 1.0)
+        w.update({f"value:{k}": v for k, v in values.items()})
+        self.logger.advance(state.update, state.elapsed_seconds / 60)
+        return True
 
-    def _nonfinite(self, loss_finite: bool, gnorm: float, micro: list) -> bool:
+    def progress(self) -> float:
+        """Share of the budget done: updates, or training time when ``max_minutes`` is set."""
+        return budget_fraction(self.state.update, self.state.elapsed_seconds / 60, self.cfg.max_update,
+                               self.cfg.max_minutes)
+
+    def _budget_done(self) -> bool:
+        return self.state.update >= self.cfg.max_update or (
+            bool(self.cfg.max_minutes) and self.state.elapsed_seconds >= 60.0 * self.cfg.max_minutes)
+
+    def _nonfinite(self, loss_finite: bool, gnorm: float, micro: list) -> None:
         state = self.state
         state.skipped_updates += 1
         state.nonfinite_streak += 1
@@ -305,14 +257,38 @@ class Trainer:
                 f"{state.nonfinite_streak} consecutive updates had a non-finite {what} (update {state.update}); "
                 f"stopped. The last good state is in {path}. Lower the learning rate, enable clip_norm, use "
                 f"mixed_precision 'bf16' or 'no' instead of 'fp16', or check the data for broken audio.")
-        return False
+
+    # -- clock, logs, validation, checkpoints, the end --------------------------------------------
+    def _start_clock(self) -> None:
+        self._elapsed_base, self._clock, self._paused = self.state.elapsed_seconds, time.perf_counter(), 0.0
+        self._window: dict[str, float] = defaultdict(float)
+        self._last_valid_time = self.state.elapsed_seconds
+        self._validated_at, self._stop = -1, False
+        self._boundary = (self.state.batches_done, self.state.epoch, rng_state())
+
+    def _elapsed(self) -> float:
+        return self._elapsed_base + (time.perf_counter() - self._clock) - self._paused
+
+    @contextlib.contextmanager
+    def paused_clock(self):
+        """Time spent inside does not count as training time (validation, checkpoints)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._paused += time.perf_counter() - start
+
+    def _log_when_due(self) -> None:
+        if self.state.update % self.cfg.log_every == 0:
+            self._log_train()
 
     def _log_train(self) -> None:
         w, state = self._window, self.state
         n = max(w.pop("n", 0.0), 1.0)
         audio = w.pop("audio", 0.0)
         span = state.elapsed_seconds - w.pop("t0", self._elapsed_base)
-        values = {k: v / n for k, v in w.items() if k != "overflows"}
+        values = {k.removeprefix("value:"): v if k.startswith("value:") else v / n for k, v in w.items()
+                  if k != "overflows"}
         values.update(lr=self.optimizer.param_groups[0]["lr"], audio_per_s=audio / max(span, 1e-9),
                       minutes=state.elapsed_seconds / 60.0, skipped=state.skipped_updates, epoch=state.epoch)
         if w.get("overflows"):
@@ -322,79 +298,102 @@ class Trainer:
         self.logger.log("train", state.update, values)
         self._window = defaultdict(float, t0=state.elapsed_seconds)
 
-    def _after_update(self) -> bool:
+    def _validate_when_due(self) -> bool:
         cfg, state = self.cfg, self.state
-        done = self._budget_done()
         due = bool(cfg.validate_every) and state.update % cfg.validate_every == 0
         if cfg.validate_every_minutes:
             due |= state.elapsed_seconds - self._last_valid_time >= 60.0 * cfg.validate_every_minutes
-        stop = False
-        if due and not done:
-            stop = self._validate()
-        if cfg.save_every and state.update % cfg.save_every == 0 and not done:
-            self._save(self._sampler_ref)
-        return done or stop
+        return self._validate() if due else False
 
-    # -- validation, checkpoints, the end --------------------------------------------------------
     def _validate(self) -> bool:
         """Validate, keep ``RUN/best``; returns True when early stopping triggers."""
         state, cfg = self.state, self.cfg
         self._last_valid_time = state.elapsed_seconds
-        if getattr(self.task, "validate", None) is None or self._validated_at == state.update:
+        if self._validated_at == state.update:
             return False
         self._validated_at = state.update
         stop = [False]
         with self.paused_clock():
             if self.is_main:
-                model = unwrap(self.model)
+                model = self.unwrapped
                 model.eval()
                 with torch.no_grad(), self.acc.autocast():
                     metrics = self.task.validate(model)
                 model.train()
-                metrics = {**metrics, "minutes": state.elapsed_seconds / 60.0}
-                value = metrics.get(cfg.best_metric)
-                if value is not None and (state.best_metric is None or value < state.best_metric):
-                    state.best_metric, state.best_update, state.evals_since_best = float(value), state.update, 0
-                    self._write_model("best", metrics)
-                else:
-                    state.evals_since_best += 1
-                metrics["best_" + cfg.best_metric] = state.best_metric
-                self.logger.log("valid", state.update, metrics)
-                stop[0] = bool(cfg.patience) and state.evals_since_best >= cfg.patience
-                if stop[0]:
-                    self.logger.message(f"early stop: no better {cfg.best_metric} in {cfg.patience} validations "
-                                        f"(best {state.best_metric:.4g} at update {state.best_update})")
+                if metrics is not None:
+                    stop[0] = self._record_validation(metrics)
             if self.acc.num_processes > 1:
                 from accelerate.utils import broadcast_object_list
 
                 broadcast_object_list(stop)
         return stop[0]
 
+    def _record_validation(self, metrics: dict[str, float]) -> bool:
+        state, cfg = self.state, self.cfg
+        metrics = {**metrics, "minutes": state.elapsed_seconds / 60.0}
+        value = metrics.get(cfg.best_metric)
+        if value is not None and (state.best_metric is None or value < state.best_metric):
+            state.best_metric, state.best_update, state.evals_since_best = float(value), state.update, 0
+            self._write_model("best", metrics)
+        else:
+            state.evals_since_best += 1
+        metrics["best_" + cfg.best_metric] = state.best_metric
+        self.logger.log("valid", state.update, metrics)
+        stop = bool(cfg.patience) and state.evals_since_best >= cfg.patience
+        if stop:
+            self.logger.message(f"early stop: no better {cfg.best_metric} in {cfg.patience} validations "
+                                f"(best {state.best_metric:.4g} at update {state.best_update})")
+        return stop
+
+    def _checkpoint_when_due(self, sampler) -> None:
+        if self.cfg.save_every and self.state.update % self.cfg.save_every == 0:
+            self._save(sampler)
+
     def _write_model(self, name: str, metrics: dict) -> None:
         """Write the unwrapped model to ``RUN/name`` atomically (temporary directory, then rename)."""
         final, tmp = self.run_dir / name, self.run_dir / f".tmp-{name}"
         shutil.rmtree(tmp, ignore_errors=True)
-        meta = {"update": self.state.update, "metrics": metrics}
-        model = unwrap(self.model)
-        if hasattr(self.task, "save_model"):
-            self.task.save_model(model, tmp, **meta)
-        else:
-            save_model(model, tmp, **meta)
+        self.task.save_model(self.unwrapped, tmp, update=self.state.update, metrics=metrics)
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
 
     def _save(self, sampler) -> Path:
-        sampler = sampler or self._sampler_ref
-        files = self.task.checkpoint_files() if hasattr(self.task, "checkpoint_files") else {}
+        sampler = sampler or self._sampler
         with self.paused_clock():
             return save_checkpoint(
-                self.run_dir, model=unwrap(self.model), optimizer=self.optimizer, state=self.state,
+                self.run_dir, model=self.unwrapped, optimizer=self.optimizer, state=self.state,
                 scaler=self.acc.scaler,
                 sampler_state={**sampler.state_dict(), "epoch": self.state.epoch, "batches_done": self.state.batches_done},
-                extra_files=files, keep_last=self.cfg.keep_last, rank=self.acc.process_index,
+                extra_files=self.task.checkpoint_files(), keep_last=self.cfg.keep_last, rank=self.acc.process_index,
                 world_size=self.acc.num_processes, barrier=self.acc.wait_for_everyone)
 
-    def _finish(self, sampler, why: str) -> None:
+    def _resume(self, resume, sampler) -> None:
+        self._sampler = sampler
+        if resume is False:
+            return
+        path = None
+        if resume in (None, True):
+            path = latest_checkpoint(self.run_dir)
+            if path is None and resume is True:
+                raise ValueError(f"--resume: no checkpoint in {self.run_dir / 'checkpoints'}")
+        else:
+            path = Path(resume)
+            if not (path / "trainer_state.json").is_file():
+                path = latest_checkpoint(path) or path
+        if path is None:
+            return
+        self.state, sampler_state = load_checkpoint(
+            path, model=self.unwrapped, optimizer=self.optimizer, scaler=self.acc.scaler,
+            rank=self.acc.process_index, world_size=self.acc.num_processes, map_location=self.acc.device)
+        if sampler_state is not None:
+            # The training state is the authority on the data position (the sampler may already
+            # have moved to the next epoch when the checkpoint was written).
+            sampler.load_state_dict({**sampler_state, "epoch": self.state.epoch,
+                                     "batches_done": self.state.batches_done})
+        if self.is_main:
+            print(f"resuming from {path} (update {self.state.update}, epoch {self.state.epoch})", flush=True)
+
+    def _finish(self, sampler) -> None:
         state = self.state
         if self._window.get("n"):
             self._log_train()
@@ -402,6 +401,6 @@ class Trainer:
         self._save(sampler)
         if self.is_main:
             self._write_model("final", {"best_" + self.cfg.best_metric: state.best_metric})
-            self.logger.log("event", state.update, {"finished": why, "minutes": state.elapsed_seconds / 60.0,
+            self.logger.log("event", state.update, {"finished": "end", "minutes": state.elapsed_seconds / 60.0,
                                                     "skipped": state.skipped_updates})
             self.logger.plot()

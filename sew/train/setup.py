@@ -2,8 +2,8 @@
 
 * ``make_accelerator(mixed_precision=...)``: CPU, one GPU, or every process of
   ``accelerate launch``; ``"bf16"`` / ``"fp16"`` autocast (fp16 with accelerate's dynamic loss
-  scaler). Gradient accumulation (``update_freq``) and clipping are done by ``sew.train.loop``
-  with ``accelerator.no_sync`` and ``accelerator.clip_grad_norm_``.
+  scaler). ``sew.train.loop`` accumulates ``update_freq`` micro-batches with
+  ``accelerator.accumulate`` and clips with ``accelerator.clip_grad_norm_``.
 * ``configure_threads(n)``: intra-op threads on CPU (the loop is the only heavy thread).
 * ``build_optimizer(model, ...)``: Adam(W) over the parameters that require grad; weight decay
   only on matrices (not biases, norms, the mask embedding).

@@ -6,8 +6,9 @@ import torch
 
 from sew.asr.task import CTCTask
 from sew.train.logs import read_log
-from sew.train.loop import StepOutput, TrainConfig, Trainer, TrainingDiverged
+from sew.train.loop import TrainConfig, Trainer, TrainingDiverged
 from sew.train.masking import MaskingConfig
+from sew.train.task import LossSums
 from tests.train.conftest import tiny_model
 
 # Dropout, masks and several epochs: everything a resume has to reproduce.
@@ -68,11 +69,11 @@ class InterruptOnce(CTCTask):
 
     at = 4
 
-    def loss(self, model, batch, update, generator):
+    def loss(self, model, batch, update, micro, generator):
         if update == self.at and not getattr(self, "fired", False):
             self.fired = True
             raise KeyboardInterrupt
-        return super().loss(model, batch, update, generator)
+        return super().loss(model, batch, update, micro, generator)
 
 
 def test_ctrl_c_then_resume_is_exact(tmp_path, make_model, reference_run, vocab):
@@ -93,11 +94,11 @@ class NaNAfter(CTCTask):
         super().__init__(*args, **kw)
         self.start, self.count = start, count
 
-    def loss(self, model, batch, update, generator):
-        out = super().loss(model, batch, update, generator)
+    def loss(self, model, batch, update, micro, generator):
+        out = super().loss(model, batch, update, micro, generator)
         if update >= self.start and self.count > 0:
             self.count -= 1
-            return StepOutput(out.loss * float("nan"), out.stats)
+            return LossSums(out.loss * float("nan"), out.count)
         return out
 
 
@@ -122,9 +123,9 @@ def test_gradient_accumulation_counts_updates(tmp_path, make_model, short_data, 
     calls = []
 
     class Counting(CTCTask):
-        def loss(self, model, batch, update, generator):
+        def loss(self, model, batch, update, micro, generator):
             calls.append(update)
-            return super().loss(model, batch, update, generator)
+            return super().loss(model, batch, update, micro, generator)
 
     state = Trainer(config(max_update=1, update_freq=2, save_every=0), make_model(), Counting(vocab), tmp_path,
                     progress=False).fit(short_data)
