@@ -16,10 +16,9 @@ or for a whole process with ``SEW_CPU_ISA=avx2`` (and ``SEW_CPU_ONEDNN=0``). ``l
 takes capabilities away, except ``onednn_fp32=True``, which asks for oneDNN's float32 product where
 the rule below prefers MKL's (both exist on every x86 CPU with oneDNN).
 
-The float32 rule, measured with 2 threads on AMD EPYC: with AVX-512 (Zen 4) oneDNN's product with
-a reordered weight ran 291 GFLOP/s against 164 for MKL's SGEMM (4744 x 768 by 768 x 3072); on an
-AVX2-only Zen 3 MKL was 4-17% faster on every transformer shape (docs/cpu-paths.md has the table).
-So oneDNN float32 is used where the CPU has AVX-512, MKL elsewhere.
+The float32 rule: oneDNN's product on a packed weight where the CPU has AVX-512 (there it is much
+faster than MKL's SGEMM), MKL elsewhere (on AVX2-only CPUs MKL is the faster one); the measurements
+are in docs/cpu-paths.md.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from sew.checkpoint import find_weights, load_checked, read_state_dict, save_tensors, write_json
+from sew.files import find_weights, load_checked, read_state_dict, save_tensors, write_json
 from sew.models.config import EncoderConfig
 
 HF_MODEL_TYPES = {"sew": "sew", "sew-d": "sew-d", "sew_d": "sew-d", "wav2vec2": "wav2vec2"}

@@ -3,9 +3,8 @@
 PyTorch's CPU allocator has no cache: every activation is a fresh ``malloc`` and a ``free``. glibc
 serves blocks above its mmap threshold (at most 32 MiB) with a fresh ``mmap``, so each such
 buffer is page-faulted in again on every forward pass, and ``free`` hands it back to the kernel.
-In a virtual machine that is expensive. On a 2-core AMD EPYC VM, the forward pass of wav2vec 2.0
-base on 4 x 10 s took 2.20 s with glibc's defaults and 1.92 s with the heap kept (transformers'
-implementation: 3.45 and 3.00 s); SEW-D-mid, whose buffers are smaller, did not change (0.82 s).
+In a virtual machine that is expensive for models with large activations (wav2vec 2.0 base:
+docs/cpu-paths.md).
 
 ``keep_freed_memory()`` tells glibc to serve every block from its heap and not to trim it, so freed
 buffers are reused without faults. The cost: the process keeps its peak heap until it exits. The

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import sew
-from sew.checkpoint import atomic_write, read_state_dict, save_model
+from sew.checkpoint import save_model
+from sew.files import atomic_write, read_state_dict
 
 
 def test_round_trip_is_exact(tmp_path):

@@ -27,7 +27,8 @@ from sew.data.dataset import SpeechDataset
 from sew.data.rejects import RejectLog
 from sew.data.text import VOCAB_FILE, Vocabulary
 from sew.hub import is_hub_id, resolve_model_dir
-from sew.train.loop import TrainConfig, Trainer, TrainingState
+from sew.train.config import TrainConfig
+from sew.train.loop import Trainer, TrainingState
 from sew.train.masking import MaskingConfig
 from sew.train.setup import freeze
 

@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from sew.checkpoint import write_json
+from sew.files import write_json
 
 SPEED_COLUMNS = [
     ("model", "model"), ("implementation", "impl"), ("params_m", "params (M)"),

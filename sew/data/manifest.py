@@ -19,15 +19,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from sew.models.config import EncoderConfig
 from sew.data import rejects
 from sew.data.audio import AudioError, load_audio, write_flac
 from sew.data.corpus import Corpus, Utterance, list_splits, read_corpus
 from sew.data.rejects import RejectLog
 from sew.data.text import Vocabulary, normalize_text, to_letters
 
-# Samples one output frame sees (400 = 25 ms, the same for every preset): anything shorter yields no frame.
-RECEPTIVE_FIELD = EncoderConfig().receptive_field
+# Samples one output frame sees (400 = 25 ms, every preset's conv stack; tests/models/test_presets.py
+# checks): anything shorter yields no frame.
+RECEPTIVE_FIELD = 400
 
 
 @dataclass

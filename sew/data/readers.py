@@ -1,7 +1,8 @@
-"""Readers for the LibriSpeech layout, audiofolders and Hugging Face ``save_to_disk`` datasets.
+"""The corpus formats, one reader each, and ``FORMATS``, the ordered registry detection walks.
 
-Each returns a list of ``Utterance`` without lengths (the audio is not decoded here) and
-reports structural problems to a ``RejectLog``. Format detection is in ``sew.data.corpus``.
+fairseq manifests, Hugging Face ``save_to_disk`` datasets, audiofolders and the LibriSpeech layout.
+Each reader returns a list of ``Utterance`` (without lengths unless the format stores them: the
+audio is not decoded here) and reports structural problems to a ``RejectLog``.
 """
 
 from __future__ import annotations
@@ -10,9 +11,13 @@ import csv
 import json
 from pathlib import Path
 
+from dataclasses import dataclass
+from typing import Callable
+
 from sew.data import rejects
-from sew.data.corpus import Utterance
-from sew.data.rejects import RejectLog
+from sew.data.records import Utterance
+from sew.data.rejects import REJECTED_FILE, RejectLog
+from sew.data.text import from_letters
 
 AUDIO_SUFFIXES = (".flac", ".wav", ".ogg")
 TRANSCRIPT_COLUMNS = ("transcription", "text", "sentence")
@@ -176,3 +181,88 @@ def read_hf_dataset(path: Path, split: str, log: RejectLog) -> list[Utterance]:
         else:
             log.reject(label, rejects.MISSING_FILE, i + 1, "row has neither audio bytes nor a path")
     return utts
+
+
+# -- fairseq manifests: SPLIT.tsv (root line, then path<TAB>samples) + SPLIT.wrd / SPLIT.ltr -------
+def manifest_files(directory: Path) -> list[Path]:
+    """The fairseq manifests of a directory, one per split (``rejected.tsv`` lists bad items: not a split)."""
+    return [p for p in sorted(directory.glob("*.tsv")) if p.name != REJECTED_FILE]
+
+
+def read_fairseq(tsv: str | Path, rejects_log: RejectLog | None = None) -> list[Utterance]:
+    """Read a fairseq manifest and its parallel ``.wrd`` (or else ``.ltr``) transcripts.
+
+    A relative root (first line) is resolved against the manifest's own directory.
+    """
+    log = rejects_log if rejects_log is not None else RejectLog()
+    tsv = Path(tsv)
+    lines = tsv.read_text(encoding="utf-8").splitlines()
+    if not lines:
+        raise ValueError(f"{tsv}: empty manifest; the first line must be the root directory")
+    root = Path(lines[0].strip())
+    if not root.is_absolute():
+        root = (tsv.parent / root).resolve()
+    transcripts = _parallel_transcripts(tsv, len(lines) - 1)
+    utts = []
+    for lineno, row in enumerate(lines[1:], start=2):
+        if not row.strip():
+            continue
+        fields = row.split("\t")
+        if len(fields) != 2 or not fields[1].strip().isdigit() or int(fields[1]) <= 0:
+            log.reject(tsv, rejects.MALFORMED_LINE, lineno, f"expected 'path<TAB>num_samples', got {row[:80]!r}")
+            continue
+        rel = fields[0].strip()
+        text = transcripts[lineno - 2] if transcripts is not None else None
+        utts.append(Utterance(_utterance_id(rel), str(root / rel), int(fields[1]), text, lineno))
+    return utts
+
+
+def _parallel_transcripts(tsv: Path, count: int) -> list[str] | None:
+    """Lines of ``x.wrd`` (or ``x.ltr`` turned into words) next to ``x.tsv``, one per entry."""
+    for suffix, convert in ((".wrd", str.strip), (".ltr", from_letters)):
+        path = tsv.with_suffix(suffix)
+        if path.is_file():
+            lines = path.read_text(encoding="utf-8").split("\n")
+            if lines and lines[-1] == "":
+                lines.pop()
+            if len(lines) != count:
+                raise ValueError(
+                    f"{path}: {len(lines)} lines but {tsv} lists {count} entries; "
+                    "parallel files need one line per manifest entry"
+                )
+            return [convert(line) for line in lines]
+    return None
+
+
+def _utterance_id(rel_path: str) -> str:
+    """An id from a relative audio path: ``a/b/c.flac`` -> ``a/b/c``."""
+    return rel_path.rsplit(".", 1)[0] if "." in Path(rel_path).name else rel_path
+
+
+# -- the registry ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CorpusFormat:
+    """One corpus layout: whether a path holds it, its split names, and the reader of one split."""
+
+    name: str
+    detect: Callable[[Path], bool]
+    splits: Callable[[Path], list[str]]
+    read: Callable[[Path, str, RejectLog], list[Utterance]]
+
+
+def _fairseq_tsv(path: Path, split: str) -> Path:
+    return path if path.is_file() else path / f"{split}.tsv"
+
+
+# Detection takes the first format that recognises a path; a file can only be a fairseq manifest.
+FORMATS = (
+    CorpusFormat("fairseq", lambda p: p.suffix == ".tsv" if p.is_file() else bool(manifest_files(p)),
+                 lambda p: [p.stem] if p.is_file() else [m.stem for m in manifest_files(p)],
+                 lambda p, split, log: read_fairseq(_fairseq_tsv(p, split), log)),
+    CorpusFormat("hf-datasets", lambda p: p.is_dir() and is_hf_dataset(p), hf_splits, read_hf_dataset),
+    CorpusFormat("audiofolder", lambda p: p.is_dir() and bool(audiofolder_splits(p)),
+                 lambda p: list(audiofolder_splits(p)), lambda p, split, log: read_audiofolder(audiofolder_splits(p)[split], log)),
+    CorpusFormat("librispeech", lambda p: p.is_dir() and bool(librispeech_splits(p)),
+                 lambda p: list(librispeech_splits(p)),
+                 lambda p, split, log: read_librispeech(librispeech_splits(p)[split], log)),
+)

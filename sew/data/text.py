@@ -112,21 +112,10 @@ class Vocabulary:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Vocabulary) and self.tokens == other.tokens
 
-    @property
-    def pad_id(self) -> int:
-        return 0
-
-    @property
-    def blank_id(self) -> int:
-        return 0
-
-    @property
-    def unk_id(self) -> int:
-        return 3
-
-    @property
-    def delimiter_id(self) -> int:
-        return 4
+    # Fixed positions of the specials (SPECIALS): the CTC blank is the padding symbol.
+    pad_id = blank_id = 0
+    unk_id = 3
+    delimiter_id = 4
 
     def unknown_chars(self, text: str) -> set[str]:
         """Characters of the normalised ``text`` that the vocabulary lacks."""

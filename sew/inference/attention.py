@@ -5,8 +5,7 @@ layers, norms and feed-forward blocks do no work on padding, and attention runs 
 utterance's ``(start, end)`` segment with no mask. SEW-D's position keys are projected once per
 layer for the batch's padded length (only the table rows that length uses); a shorter segment
 uses their middle rows, and its bias is built by blocks of rows that each meet only the offsets
-they use. Measured under the paper's protocol (a third of its batches is padding): SEW-D-mid 163
--> 105 ms per utterance, wav2vec 2.0 base 361 -> 258 on a Zen 4 (docs/cpu-paths.md).
+they use. The paper's protocol pads a third of its batches, all of it work saved (docs/cpu-paths.md).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Linear products on oneDNN with a weight reordered once into its blocked layout.
 
-On CPUs with AVX-512 oneDNN's matmul on a pre-packed weight is much faster than MKL's SGEMM (on a
-2-core Zen 4: 291 against 164 GFLOP/s at 4744 x 768 by 768 x 3072), and it is the only native
-bfloat16 product; on AVX2-only CPUs MKL is the faster (``sew.cpu`` holds the rule and the
-measurements). ``PackedLinear`` asks ``sew.cpu`` per dtype and falls back to ``F.linear``.
+On CPUs with AVX-512 oneDNN's matmul on a pre-packed weight is much faster than MKL's SGEMM, and it
+is the only native bfloat16 product; on AVX2-only CPUs MKL is the faster (``sew.cpu`` holds the
+rule, docs/cpu-paths.md the measurements). ``PackedLinear`` asks ``sew.cpu`` per dtype and falls
+back to ``F.linear``.
 """
 
 from __future__ import annotations

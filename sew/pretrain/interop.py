@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from sew.checkpoint import find_weights, load_checked, read_state_dict
+from sew.files import find_weights, load_checked, read_state_dict
 from sew.pretrain.config import ObjectiveConfig
 from sew.pretrain.objective import PretrainingModel
 

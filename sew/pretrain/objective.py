@@ -189,7 +189,8 @@ def load_pretraining_model(path: str | Path) -> PretrainingModel:
     """The whole ``PretrainingModel`` (heads included) from a training checkpoint directory."""
     import json
 
-    from sew.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_checked, read_state_dict
+    from sew.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+    from sew.files import load_checked, read_state_dict
 
     directory = Path(path)
     meta_path = directory / CONFIG_NAME

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sew.pretrain.config import ObjectiveConfig
-from sew.train.loop import TrainConfig
+from sew.train.config import TrainConfig
 from sew.config import load_preset, preset_names, to_mapping
 
 

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from sew.checkpoint import load_checked, read_state_dict, save_model, save_tensors, write_json
+from sew.checkpoint import save_model
+from sew.files import load_checked, read_state_dict, save_tensors, write_json
 
 CHECKPOINTS = "checkpoints"
 PREFIX = "update_"

@@ -57,3 +57,9 @@ def test_build_model_overrides_and_yaml(tmp_path):
                     "pos_conv_groups: 4\n")
     assert sew.build_model(path).config.hidden_size == 64
     assert sew.build_model(sew.load_config("sew-micro")).config.family == "sew"
+
+
+def test_every_preset_sees_the_receptive_field_the_data_tools_assume():
+    from sew.data.manifest import RECEPTIVE_FIELD
+
+    assert {sew.load_config(name).receptive_field for name in sew.preset_names()} == {RECEPTIVE_FIELD}

@@ -1,0 +1,88 @@
+"""Writing and reading tensors and JSON safely: atomic writes, safetensors, ``weights_only`` loads.
+
+The primitives every file format of the project uses (our model directories, Hugging Face
+directories, training checkpoints, result files). Nothing is ever unpickled except through
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+
+def atomic_write(path: str | Path, write) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path``, so a crash never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=False) + "\n"))
+
+
+def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    clean = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(clean, tmp, metadata=metadata))
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Weights from a safetensors file (or a sharded index) or, safely, a PyTorch ``.bin``."""
+    path = Path(path)
+    if path.name.endswith(".index.json"):
+        index = json.loads(path.read_text())
+        tensors: dict[str, torch.Tensor] = {}
+        for shard in sorted(set(index["weight_map"].values())):
+            tensors.update(read_state_dict(path.parent / shard))
+        return tensors
+    if path.suffix == ".safetensors":
+        return load_file(str(path))
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # an unpickling error names the refused global
+        raise ValueError(f"{path}: cannot read the weights safely (weights_only=True): {err}") from err
+
+
+def find_weights(directory: Path) -> Path | None:
+    for name in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                 "pytorch_model.bin.index.json"):
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def load_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict`` that names every missing, unexpected or mis-shaped key."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own.keys() & state.keys() if own[k].shape != state[k].shape]
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)} weights: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
+    if unexpected:
+        problems.append(f"unexpected {len(unexpected)} weights: {', '.join(unexpected[:8])}"
+                        f"{' ...' if len(unexpected) > 8 else ''}")
+    if shapes:
+        problems.append("shape mismatches: " + "; ".join(shapes[:8]))
+    if problems:
+        raise ValueError(f"{source}: weights do not fit the model config: " + " | ".join(problems))
+    model.load_state_dict(state)
