@@ -102,9 +102,10 @@ def test_a_failing_model_or_variant_is_recorded_and_the_run_still_writes_its_fil
     with limit("baseline") if x86 else nullcontext():  # no AVX2: no int8 engine, no oneDNN
         code = main(["bench", "--models", "sew-d-micro", "no-such-model", "--max-update", "1",
                      "--speed-utterances", "1", "--data", str(corpus), "--out", str(tmp_path), "--no-reference",
-                     "--no-progress", "--threads", "1", "--variants", "bf16", "int8"])
+                     "--no-progress", "--threads", "1", "--variants", "bf16", "int8",
+                     "--results-page", str(tmp_path / "page.md")])
     assert code == 1
-    (run,) = list(tmp_path.iterdir())
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     data = json.loads((run / "results.json").read_text())
     assert [r["model"] for r in data["speed"]] == [r["model"] for r in data["wer"]] == ["sew-d-micro"]
     (row,) = data["wer"]
@@ -117,3 +118,20 @@ def test_a_failing_model_or_variant_is_recorded_and_the_run_still_writes_its_fil
         assert any("int8 needs a quantised linear engine" in r["error"] for r in data["failures"])
     assert "## Failures" in (run / "results.md").read_text() and (run / "pareto.png").is_file()
     assert "no-such-model speed" in capsys.readouterr().err
+    page = (tmp_path / "page.md").read_text()  # the results page got this run's table and where it ran
+    assert page.count("<!-- sew bench quick: begin -->") == 1 and "| sew-d-micro | sew-d |" in page
+    assert "commit " in page and "no-such-model" in page and "threads" in page
+
+
+def test_results_page_keeps_its_text_and_replaces_the_profiles_last_run(tmp_path):
+    from sew.bench.report import update_results_page
+
+    page = tmp_path / "results.md"
+    page.write_text("# Results\n\nKept by hand.\n")
+    results = {"profile_name": "quick", "table": "| a |\n|---|\n| 1 |",
+               "machine": {"cpu": "CPU X", "cpu_isa": "avx2", "threads": 2, "torch": "2.13.0"}}
+    update_results_page(page, results, "sew bench")
+    update_results_page(page, dict(results, table="| a |\n|---|\n| 2 |"), "sew bench --seed 1")
+    text = page.read_text()
+    assert text.startswith("# Results\n\nKept by hand.") and text.count("sew bench quick: begin") == 1
+    assert "| 2 |" in text and "| 1 |" not in text and "`sew bench --seed 1` on CPU X (avx2), 2 threads" in text
