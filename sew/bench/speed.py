@@ -113,12 +113,9 @@ def run_speed_suite(specs: list[str], setup: SpeedSetup, *, reference: bool = Tr
     device = torch.device(setup.device)
     peak_dtype = torch.bfloat16 if setup.dtype in ("bfloat16", "float16") else torch.float32
     failures = failures if failures is not None else FailureLog()
-    machine = machine_info(device, torch.get_num_threads())
-    peak_before = matmul_peak_gflops(device, peak_dtype)
-    log(f"# {capabilities().describe() if device.type == 'cpu' else machine.get('gpu')}, "
-        f"{torch.get_num_threads()} threads, {setup.device}, {setup.dtype}, torch {machine['torch']}; "
-        f"{len(setup.lengths)} utterances, {sum(setup.lengths) / SAMPLE_RATE:.0f} s of audio; "
-        f"matmul peak {peak_before:.0f} GFLOP/s")
+    machine, peak_before = open_suite(device, setup.dtype, peak_dtype, log,
+                                      f"{len(setup.lengths)} utterances, {sum(setup.lengths) / SAMPLE_RATE:.0f} s "
+                                      "of audio; ")
     rows: list[SpeedRow] = []
     for spec in specs:
         if step is not None:
@@ -132,6 +129,16 @@ def run_speed_suite(specs: list[str], setup: SpeedSetup, *, reference: bool = Tr
     add_ratios(rows, baseline)
     set_peak_fractions(rows, machine, device, peak_dtype, peak_before)
     return SpeedRun(rows, machine, baseline, failures.records)
+
+
+def open_suite(device: torch.device, precision: str, peak_dtype: torch.dtype, log, what: str = ""):
+    """The machine's description and matmul peak at the start of a suite, announced in one line."""
+    machine = machine_info(device, torch.get_num_threads())
+    peak = matmul_peak_gflops(device, peak_dtype)
+    log(f"# {capabilities().describe() if device.type == 'cpu' else machine.get('gpu')}, "
+        f"{torch.get_num_threads()} threads, {device.type}, {precision}, torch {machine['torch']}; "
+        f"{what}matmul peak {peak:.0f} GFLOP/s")
+    return machine, peak
 
 
 def ours_forward(model):

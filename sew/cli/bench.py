@@ -47,6 +47,57 @@ def run_speed(args) -> int:
     return 1 if run.failures else 0
 
 
+def run_train_speed_command(args) -> int:
+    import torch
+
+    from sew.bench.report import markdown_table, results_dir, write_results
+    from sew.bench.train_speed import TRAIN_SPEED_COLUMNS, TrainSpeedSetup, breakdown_table, run_train_speed
+
+    set_threads(args.threads)
+    device = pick_device(args.device)
+    if device == "cuda" and args.dtype == "float32":  # float32 as the paper: no TF32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    setup = TrainSpeedSetup(device=device, dtype=args.dtype, threads=torch.get_num_threads(), repeats=args.repeats,
+                            warmup=args.warmup, steps=tuple(args.steps), plain=not args.no_plain,
+                            reference=not args.no_reference, breakdown=not args.no_breakdown, compile=args.compile,
+                            seconds=tuple(args.seconds) if args.seconds else None)
+    run = run_train_speed(args.models, setup, log=lambda line: print(line, flush=True))
+    rows = run.row_dicts()
+    table, parts = markdown_table(rows, TRAIN_SPEED_COLUMNS), breakdown_table(rows)
+    print(f"\n{table}\n\n{parts}")
+    if args.out:
+        out = results_dir(args.out)
+        write_results(out, {"machine": run.machine, "setup": vars(setup), "train_speed": rows,
+                            "failures": run.failures},
+                      f"# Training speed\n\n{run.machine}\n\n{table}\n\nWhere the time goes (ours):\n\n{parts}")
+        print(f"\nwrote {out}/results.json and results.md")
+    return 1 if run.failures else 0
+
+
+def add_train_speed_arguments(p: argparse.ArgumentParser) -> None:
+    from sew.bench.train_speed import DEFAULT_MODELS, STEPS
+
+    p.add_argument("--models", nargs="+", default=DEFAULT_MODELS,
+                   help=f"presets, model directories or Hub ids (default: {' '.join(DEFAULT_MODELS)})")
+    p.add_argument("--steps", nargs="+", default=list(STEPS), choices=list(STEPS),
+                   help="finetune: CTC update, extractor trained; frozen: extractor frozen; pretrain: the "
+                        "contrastive objective (default: all three)")
+    add_device(p)
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                   help="float32, or bfloat16 autocast (labelled native or emulated on a CPU) (default: float32)")
+    add_threads(p)
+    p.add_argument("--repeats", type=int, default=3, help="timed updates per implementation; the median is kept (default: 3)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed updates first, where peak memory is read (default: 1)")
+    p.add_argument("--no-reference", action="store_true", help="skip the transformers rows")
+    p.add_argument("--no-plain", action="store_true", help="skip the sew-plain rows (the batched kernels)")
+    p.add_argument("--no-breakdown", action="store_true", help="skip the profiled update that splits our time by kind")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile(model) (rows sew-compiled)")
+    p.add_argument("--seconds", type=float, nargs="+", default=None,
+                   help="utterance lengths of the batch in seconds (default: 10 8.5 7 5.5 for base sizes, "
+                        "3.6 to 2.2 in eight for the micro presets)")
+    p.add_argument("--out", default=None, help="also write results.json and results.md under OUT/<timestamp>/")
+
+
 def add_speed_arguments(p: argparse.ArgumentParser) -> None:
     from sew.bench.speed import COMPILE_MODES
 
@@ -201,6 +252,12 @@ def add_parser(sub) -> None:
                                          "(the paper's protocol), ours and transformers' on the same weights.")
     add_speed_arguments(speed)
     speed.set_defaults(func=run_speed)
+    train_speed = bench.add_parser("train-speed", help="training speed: one update, ours against transformers",
+                                   description="Time a plain training update (forward with lengths, summed CTC or "
+                                               "the contrastive objective, backward, Adam) of ours and of "
+                                               "transformers' twin on the same weights and fixed batches.")
+    add_train_speed_arguments(train_speed)
+    train_speed.set_defaults(func=run_train_speed_command)
     wer = bench.add_parser("wer", help="WER and CER of each model after the same fine-tuning budget",
                            description="Fine-tune each model with the same recipe and budget, then decode the test split.")
     add_common(wer, "the micro presets")

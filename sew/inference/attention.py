@@ -126,6 +126,8 @@ class PackedTransformerStack(InferenceOnly, nn.Module):
     """A ``TransformerStack``'s layers (shared, attention swapped for the segment versions) run on the
     valid frames only; padded positions of the outputs are zero."""
 
+    skips_padding = True  # the encoder hands it the padded batch whole (SpeechEncoder.run_context)
+
     def __init__(self, stack: TransformerStack, layers: nn.ModuleList):
         super().__init__()
         self.layers = layers

@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sew.inference.packed import InferenceOnly, PackedWeight, linear_product
-from sew.models.features import ConvFeatureExtractor, ConvLayer, MaskedGroupNorm
+from sew.models.features import ConvFeatureExtractor, ConvLayer, MaskedGroupNorm, utterance_frames
 from sew.models.lengths import conv_output_lengths
 
 WINDOW_BYTES = 16 * 2**20  # the most copied conv windows held at once
@@ -75,12 +75,8 @@ class ChannelsLastFeatureExtractor(InferenceOnly, nn.Module):
 
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None):
         """As ``ConvFeatureExtractor.forward``: ``[batch, channels, frames]`` (zero past each length), frame lengths."""
-        batch, samples = waveforms.shape
-        if lengths is None:
-            lengths = torch.full((batch,), samples, dtype=torch.long, device=waveforms.device)
-        frame_lengths = self.output_lengths(lengths)
-        frames = int(conv_output_lengths(torch.tensor(samples), self.specs))
-        out = waveforms.new_zeros(batch, frames, self.specs[-1][0])  # channels last
+        lengths, frame_lengths, frames = utterance_frames(self.specs, waveforms, lengths)
+        out = waveforms.new_zeros(len(lengths), frames, self.specs[-1][0])  # channels last
         for i, (n, f) in enumerate(zip(lengths.tolist(), frame_lengths.tolist())):
             if f > 0:
                 x = waveforms[i, :n, None]

@@ -1,4 +1,20 @@
-"""Waveform feature extractor: a stack of strided 1-D convolutions, 16 kHz samples -> 50 Hz frames."""
+"""Waveform feature extractor: a stack of strided 1-D convolutions, 16 kHz samples -> 50 Hz frames.
+
+Two kernels compute the same math, chosen by ``sew.models.kernels`` (device and tracing state,
+never grad mode):
+
+* eager on a CPU, one utterance at a time over its valid samples, channels last, each conv one
+  matrix product of a ``[frames, kernel * channels]`` window matrix with the weight, and the first
+  layer's GroupNorm a plain one over the utterance. No work on padding and no masks; on CPUs the
+  window products (forward and backward) are much faster than the batched convolutions
+  (docs/results.md, "training speed");
+* batched and channels first (``nn.Conv1d``, GroupNorm statistics over valid frames from the
+  lengths) on GPUs and whenever a tracer records the model (compile, ONNX export): one graph for
+  any lengths.
+
+Valid frames agree to float32 rounding; frames past an utterance's length are zero on the first
+kernel and unspecified on the second (everything downstream masks them).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sew.models.kernels import per_utterance
 from sew.models.lengths import conv_output_lengths, lengths_to_mask
 
 # The two stacks of the paper, as (channels, kernel, stride).
@@ -74,6 +91,29 @@ class ConvLayer(nn.Module):
             x = self.norm(x.transpose(1, 2)).transpose(1, 2)
         return F.gelu(x)
 
+    def forward_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """The same layer on one unpadded utterance, channels last: ``[frames, in]`` -> ``[frames', out]``."""
+        weight, (stride,) = self.conv.weight, self.conv.stride
+        out_channels, in_channels, kernel = weight.shape
+        # unfold: [frames', in, kernel] windows, flattened in the weight's own (in, kernel) order
+        windows = x if kernel == 1 and stride == 1 else x.unfold(0, kernel, stride).reshape(-1, in_channels * kernel)
+        y = F.linear(windows, weight.reshape(out_channels, -1), self.conv.bias)
+        if self.norm_type == "group":  # statistics over the utterance's frames, in float32
+            norm = self.norm
+            y = F.group_norm(y.float().t()[None], out_channels, norm.weight.float(), norm.bias.float(),
+                             norm.eps)[0].t().to(y.dtype)
+        elif self.norm_type == "layer":
+            y = self.norm(y)
+        return F.gelu(y)
+
+
+def utterance_frames(specs, waveforms: torch.Tensor, lengths: torch.Tensor | None):
+    """Sample lengths (full when None), valid frame lengths and the padded frame count of a batch."""
+    batch, samples = waveforms.shape
+    if lengths is None:
+        lengths = torch.full((batch,), samples, dtype=torch.long, device=waveforms.device)
+    return lengths, conv_output_lengths(lengths, specs), int(conv_output_lengths(torch.tensor(samples), specs))
+
 
 class ConvFeatureExtractor(nn.Module):
     """Raw waveform ``[batch, samples]`` -> features ``[batch, channels, frames]`` with valid frame counts.
@@ -98,6 +138,23 @@ class ConvFeatureExtractor(nn.Module):
 
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None):
         """``waveforms [batch, samples]``, ``lengths [batch]`` or None -> ``[batch, channels, frames]``, frame lengths."""
+        if per_utterance(waveforms):
+            return self.forward_utterances(waveforms, lengths)
+        return self.forward_batched(waveforms, lengths)
+
+    def forward_utterances(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None):
+        """The CPU kernel: each utterance's valid samples through ``ConvLayer.forward_frames``."""
+        lengths, frame_lengths, frames = utterance_frames(self.specs, waveforms, lengths)
+        outputs = []
+        for i, n in enumerate(lengths.tolist()):
+            x = waveforms[i, :n, None]
+            for layer in self.layers:
+                x = layer.forward_frames(x)
+            outputs.append(F.pad(x, (0, 0, 0, frames - x.shape[0])))
+        return torch.stack(outputs).transpose(1, 2), frame_lengths
+
+    def forward_batched(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None):
+        """The batched kernel (GPUs, tracers): ``nn.Conv1d`` over the padded batch."""
         x = waveforms[:, None, :]  # [batch, 1, samples]
         # lengths=None: nothing is padded. Valid frames only see valid samples, so only the
         # first layer's GroupNorm (statistics over time) needs to know the lengths.

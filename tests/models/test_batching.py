@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
 import sew
+from sew.models.kernels import batched_kernels
 
 from .helpers import padded_batch
 
@@ -13,15 +16,16 @@ from .helpers import padded_batch
 LENGTHS = [16000, 12345, 4001, 719, 400, 9000]
 
 
-@pytest.mark.parametrize("convert", [False, True], ids=["reference", "cpu-inference"])
+@pytest.mark.parametrize("convert", ["reference", "batched-kernels", "cpu-inference"])
 @pytest.mark.parametrize("preset", ["sew-micro", "sew-d-micro", "w2v2-micro"])
 @pytest.mark.parametrize("norm", ["group", "layer"])
 def test_padded_batch_equals_single(preset, norm, convert):
     torch.manual_seed(0)
     model = sew.build_model(preset, vocab_size=9, conv_norm=norm, conv_bias=norm == "layer").eval()
-    model = sew.optimize_for_cpu(model) if convert else model
+    model = sew.optimize_for_cpu(model) if convert == "cpu-inference" else model
     waves, batch, lengths = padded_batch(LENGTHS)
-    with torch.no_grad():
+    kernels = batched_kernels() if convert == "batched-kernels" else contextlib.nullcontext()
+    with torch.no_grad(), kernels:
         out = model(batch, lengths, output_hidden_states=True)
         assert torch.isfinite(out.last_hidden_state).all()
         for i, wave in enumerate(waves):
