@@ -60,7 +60,7 @@ class TrainSpeedSetup:
     repeats: int = 3
     warmup: int = 1
     steps: tuple[str, ...] = STEPS
-    plain: bool = True  # also time the batched kernels (rows sew-plain) in the finetune step
+    plain: bool = True  # also time the batched kernels (rows sew-plain)
     reference: bool = True  # also time transformers' twin
     breakdown: bool = True  # one profiled update of ours: where the time goes
     compile: bool = False  # also time torch.compile(model) (rows sew-compiled), compiled once before timing
@@ -130,6 +130,14 @@ def ctc_step(forward, parameters, setup: TrainSpeedSetup, targets, target_length
     return step
 
 
+def plain(step):
+    """``step`` on the batched kernels (``batched_kernels()``): the code before the CPU training kernels."""
+    def run(x, n):
+        with batched_kernels():
+            step(x, n)
+    return run
+
+
 def finetune_candidates(spec, model, setup, x, n, frozen: bool):
     """(implementation, step) pairs for the CTC step of ``model`` and its transformers twin."""
     from sew.bench.speed import transformers_twin
@@ -145,11 +153,8 @@ def finetune_candidates(spec, model, setup, x, n, frozen: bool):
 
     step = ctc_step(ours, model.parameters(), setup, targets, target_lengths)
     candidates = [("sew", model, step)]
-    if setup.plain and not frozen:
-        def plain(x, n):
-            with batched_kernels():
-                step(x, n)
-        candidates.append(("sew-plain", model, plain))
+    if setup.plain:
+        candidates.append(("sew-plain", model, plain(step)))
     if setup.compile:
         compiled = torch.compile(model)
         candidates.append(("sew-compiled", model, ctc_step(lambda x, n: (compiled(x, n).logits, frames),
@@ -198,7 +203,8 @@ def pretrain_candidates(spec, model, setup, x, n):
                 optimizer.step()
         return step
 
-    candidates = [("sew", ours, update(ours, lambda x, n: ours(x, n, time_mask, generator=generator).loss))]
+    step = update(ours, lambda x, n: ours(x, n, time_mask, generator=generator).loss)
+    candidates = [("sew", ours, step)] + ([("sew-plain", ours, plain(step))] if setup.plain else [])
     if twin is not None:
         from transformers.models.wav2vec2.modeling_wav2vec2 import _sample_negative_indices
 

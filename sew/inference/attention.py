@@ -15,8 +15,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from sew.inference.packed import InferenceOnly
-from sew.models.disentangled import (DisentangledAttention, DisentangledTransformer, offset_scores, project_positions,
-                                     relative_index)
+from sew.models.disentangled import (DisentangledAttention, DisentangledTransformer, middle_offsets, offset_scores,
+                                     project_positions, relative_index)
 from sew.models.transformer import MultiHeadAttention, TransformerStack, split_heads
 
 
@@ -46,15 +46,6 @@ def row_blocks(length: int, min_block: int = 48, max_blocks: int = 4) -> list[tu
     n = max(1, min(max_blocks, length // min_block))
     bounds = [round(i * length / n) for i in range(n + 1)]
     return list(zip(bounds[:-1], bounds[1:]))
-
-
-def middle_offsets(pos: torch.Tensor | None, length: int) -> torch.Tensor | None:
-    """Rows of ``[heads, 2T-1, d]`` per-offset keys for a shorter length ``t``: the middle ``2t-1``
-    (a row's table entry depends on its offset only, not on T)."""
-    if pos is None:
-        return None
-    full = (pos.shape[1] + 1) // 2
-    return pos[:, full - length: full + length - 1]
 
 
 class SegmentAttention(InferenceOnly, nn.Module):
@@ -125,8 +116,6 @@ class SegmentDisentangledAttention(SegmentAttention):
 class PackedTransformerStack(InferenceOnly, nn.Module):
     """A ``TransformerStack``'s layers (shared, attention swapped for the segment versions) run on the
     valid frames only; padded positions of the outputs are zero."""
-
-    skips_padding = True  # the encoder hands it the padded batch whole (SpeechEncoder.run_context)
 
     def __init__(self, stack: TransformerStack, layers: nn.ModuleList):
         super().__init__()

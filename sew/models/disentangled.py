@@ -22,7 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sew.models.transformer import MultiHeadAttention, TransformerLayer, TransformerStack, attend, merge_heads, split_heads
+from sew.models.transformer import (MultiHeadAttention, TransformerLayer, TransformerStack, attend, attend_segments,
+                                   merge_heads, split_heads)
 
 
 def log_bucket_positions(relative: torch.Tensor, buckets: int, max_position: int) -> torch.Tensor:
@@ -102,6 +103,15 @@ def offset_scores(x: torch.Tensor, pos: torch.Tensor, heads: int, start: int = 0
     return toeplitz_view(scores).permute(1, 0, 2, 3)
 
 
+def middle_offsets(pos: torch.Tensor | None, length: int) -> torch.Tensor | None:
+    """Rows of ``[heads, 2T-1, d]`` per-offset keys for a shorter length ``t``: the middle ``2t-1``
+    (a row's table entry depends on its offset only, not on T)."""
+    if pos is None:
+        return None
+    full = (pos.shape[1] + 1) // 2
+    return pos[:, full - length: full + length - 1]
+
+
 def project_positions(proj: nn.Module, table: torch.Tensor, heads: int, scale: float) -> torch.Tensor:
     """Table rows through a projection: ``[rows, dim]`` -> ``[heads, rows, d]``, already scaled."""
     return (proj(table) * scale).view(table.shape[0], heads, -1).transpose(0, 1)
@@ -153,8 +163,21 @@ class DisentangledAttention(MultiHeadAttention):
         return c2p + p2c
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None, table: torch.Tensor | None = None,
-                by_offset: torch.Tensor | None = None) -> torch.Tensor:
+                by_offset: torch.Tensor | None = None, segments: list[tuple[int, int]] | None = None) -> torch.Tensor:
+        """``x`` ``[batch, T, dim]`` with ``key_mask``, or packed ``[1, N, dim]`` with its ``segments``;
+        ``table`` / ``by_offset`` from ``DisentangledTransformer.attention_inputs`` for the padded T."""
         q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        if segments is not None:  # a segment of t frames meets the middle 2t-1 offsets
+            bias_fn = None
+            if self.c2p or self.p2c:
+                pos_k, pos_q = self.offset_keys(table, by_offset)
+
+                def bias_fn(qs, ks):
+                    t = qs.shape[1]
+                    return self.position_bias(qs, ks, middle_offsets(pos_k, t), middle_offsets(pos_q, t))
+            y = attend_segments(q, k, v, self.heads, segments, self.dropout if self.training else 0.0, self.scale,
+                                bias_fn)
+            return self.out_proj(y)
         attn_mask = None
         if self.c2p or self.p2c:
             attn_mask = self.position_bias(q, k, *self.offset_keys(table, by_offset))

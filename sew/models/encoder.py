@@ -15,7 +15,6 @@ from sew.models.config import EncoderConfig
 from sew.models.context import SqueezeContextNetwork, Wav2Vec2ContextNetwork, fit_frames
 from sew.models.disentangled import DisentangledAttention, DisentangledTransformer
 from sew.models.features import ConvFeatureExtractor
-from sew.models.kernels import per_utterance
 from sew.models.lengths import compiling, lengths_to_mask
 from sew.models.transformer import MultiHeadAttention, TransformerLayer, TransformerStack
 
@@ -191,30 +190,6 @@ class SpeechEncoder(nn.Module):
             x = x.masked_fill(channel_mask[:, None, :], 0.0)
         return x
 
-    def run_context(self, x: torch.Tensor, frame_lengths: torch.Tensor, padded: bool, output_hidden_states: bool = False):
-        """The context network on ``[batch, frames, dim]``. Without padding no mask is built anywhere. A
-        padded batch runs, where ``sew.models.kernels.per_utterance`` says so (a CPU, eager), one
-        utterance at a time over its valid frames: no products, attention or norms on padding, no
-        masks; elsewhere, and when the stack skips padding itself (the CPU inference conversion packs
-        the valid frames of all utterances), batched with masks from ``frame_lengths``. Same valid frames either way;
-        padding is zero in the output and in the hidden states of the per-utterance kernel."""
-        if not padded:
-            return self.context(x, None, output_hidden_states)
-        if not per_utterance(x) or getattr(self.context.transformer, "skips_padding", False):
-            return self.context(x, frame_lengths, output_hidden_states)
-        frames, s = x.shape[1], self.config.squeeze_factor if self.config.squeezes else 1
-        state_frames = max(frames, s) // s
-        outputs, states = [], []
-        for i, n in enumerate(frame_lengths.tolist()):
-            y, hidden = self.context(x[i:i + 1, :n], None, output_hidden_states)
-            outputs.append(fit_frames(y, frames))
-            states.append(hidden)
-        joined = None
-        if output_hidden_states:
-            joined = tuple(torch.cat([fit_frames(h[layer], state_frames) for h in states])
-                           for layer in range(len(states[0])))
-        return torch.cat(outputs), joined
-
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None, *,
                 time_mask: torch.Tensor | None = None, channel_mask: torch.Tensor | None = None,
                 output_hidden_states: bool = False, upsample_hidden_states: bool = False) -> EncoderOutput:
@@ -224,7 +199,8 @@ class SpeechEncoder(nn.Module):
         features, frame_lengths = self.extract_features(waveforms, lengths, padded)
         x = self.feature_dropout(self.project_features(features))
         x = self.apply_masks(x, time_mask, channel_mask)
-        y, states = self.run_context(x, frame_lengths, padded, output_hidden_states)
+        # Without padding no mask is needed anywhere (the fast path for equal-length batches).
+        y, states = self.context(x, frame_lengths if padded else None, output_hidden_states)
         if states is not None:
             states = tuple(self._upsample_state(s, y.shape[1]) if upsample_hidden_states else s for s in states)
         logits = self.ctc_head(y) if self.ctc_head is not None else None

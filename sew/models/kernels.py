@@ -2,8 +2,10 @@
 backend: by device and tracing state, never by grad mode, so training and inference take the same one.
 
 * On a CPU, in eager mode, the conv feature extractor runs one utterance at a time over its valid
-  samples, channels last, each conv one window product (``ConvLayer.forward_frames``): no work on
-  padding, no masks, and faster than the batched convolutions forward and backward.
+  samples, channels last, each conv one window product (``ConvLayer.forward_frames``), and the
+  transformer stack runs a padded batch packed: valid frames only, attention per utterance
+  (``TransformerStack.forward``, ``attend_segments``). No work on padding, no masks, and faster
+  than the batched kernels forward and backward.
 * On GPUs, and whenever a tracer records the model (``torch.compile``, ONNX export, ``torch.jit``),
   the batched, shape-generic kernels run: one graph for any lengths.
 

@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sew.models.kernels import per_utterance
+
 
 def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     """``[batch, time, heads * d]`` -> ``[batch, heads, time, d]``."""
@@ -32,6 +34,21 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.T
     return torch.matmul(scores.softmax(-1), v)
 
 
+def attend_segments(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, segments: list[tuple[int, int]],
+                    dropout: float, scale: float | None = None, bias_fn=None) -> torch.Tensor:
+    """Attention within each ``(start, end)`` segment of packed ``[1, N, heads * d]`` queries, keys and
+    values (a segment is one utterance's valid frames, so no mask); ``bias_fn(q_seg, k_seg)`` gives
+    an additive ``[1, heads, t, t]`` bias. Returns ``[1, N, heads * d]``."""
+    outputs = []
+    for start, end in segments:
+        qs, ks = q[:, start:end], k[:, start:end]
+        bias = None if bias_fn is None else bias_fn(qs, ks)
+        y = attend(split_heads(qs, heads), split_heads(ks, heads), split_heads(v[:, start:end], heads), bias,
+                   dropout, scale)
+        outputs.append(merge_heads(y))
+    return torch.cat(outputs, 1)
+
+
 class MultiHeadAttention(nn.Module):
     """Self-attention through ``scaled_dot_product_attention``; ``key_mask`` ``[batch, time]`` marks valid keys."""
 
@@ -46,13 +63,18 @@ class MultiHeadAttention(nn.Module):
         self.out_proj = nn.Linear(inner, dim)
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None,
+                segments: list[tuple[int, int]] | None = None) -> torch.Tensor:
+        """``x`` ``[batch, time, dim]`` with ``key_mask``, or packed ``[1, N, dim]`` with its ``segments``."""
+        dropout = self.dropout if self.training else 0.0
+        if segments is not None:
+            y = attend_segments(self.q_proj(x), self.k_proj(x), self.v_proj(x), self.heads, segments, dropout)
+            return self.out_proj(y)
         q = split_heads(self.q_proj(x), self.heads)
         k = split_heads(self.k_proj(x), self.heads)
         v = split_heads(self.v_proj(x), self.heads)
         attn_mask = None if key_mask is None else key_mask[:, None, None, :]
-        y = attend(q, k, v, attn_mask, self.dropout if self.training else 0.0)
-        return self.out_proj(merge_heads(y))
+        return self.out_proj(merge_heads(attend(q, k, v, attn_mask, dropout)))
 
 
 class FeedForward(nn.Module):
@@ -95,6 +117,12 @@ class TransformerStack(nn.Module):
 
     LayerDrop keeps a layer's input where the coin says drop (``torch.where``): one formula, the
     same eagerly and traced, with no host read of the coin (the dropped layer is still computed).
+
+    A padded batch on a CPU in eager mode (``sew.models.kernels.per_utterance``) runs packed: the
+    valid frames of all utterances as one ``[1, N, dim]`` sequence through the layers (products,
+    norms and feed-forward blocks do no work on padding and keep their matrices tall), attention
+    within each utterance's segment without a mask; padding comes back zero. Elsewhere batched
+    with the key mask.
     """
 
     def __init__(self, layers: list[TransformerLayer], layerdrop: float = 0.0):
@@ -108,7 +136,18 @@ class TransformerStack(nn.Module):
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None, return_states: bool = False):
         """``x`` ``[batch, time, dim]`` -> (output, the input and every layer's output when asked)."""
-        inputs = self.attention_inputs(x, key_mask)
+        if key_mask is None or not per_utterance(x):
+            return self.run_layers(x, self.attention_inputs(x, key_mask), return_states)
+        ends = key_mask.sum(1).cumsum(0).tolist()
+        inputs = self.attention_inputs(x, None)  # SEW-D's positions for the padded length
+        inputs["segments"] = [(start, end) for start, end in zip([0] + ends[:-1], ends) if end > start]
+        y, states = self.run_layers(x[key_mask][None], inputs, return_states)
+
+        def unpack(packed: torch.Tensor) -> torch.Tensor:
+            return x.new_zeros(x.shape).index_put((key_mask,), packed[0])
+        return unpack(y), None if states is None else [x] + [unpack(s) for s in states[1:]]
+
+    def run_layers(self, x: torch.Tensor, inputs: dict, return_states: bool):
         states = [x] if return_states else None
         for layer in self.layers:
             if self.training and self.layerdrop > 0:

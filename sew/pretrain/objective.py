@@ -141,7 +141,7 @@ class PretrainingModel(nn.Module):
         x = enc.feature_projection(normed) if enc.feature_projection is not None else normed
         x = enc.apply_masks(enc.feature_dropout(x), time_mask, None)
         padded = bool((lengths < waveforms.shape[1]).any())  # unpadded batches take the mask-free fast path
-        context, _ = enc.run_context(x, frame_lengths, padded)  # [B, T, D]
+        context, _ = enc.context(x, frame_lengths if padded else None)  # [B, T, D]
 
         q = self.quantizer(self.dropout_features(normed)[time_mask])  # on [N, E]
         targets = self.project_q(q.quantized)  # [N, F]

@@ -28,7 +28,7 @@ from sew.train.config import TrainConfig
 from sew.train.logs import RunLogger, budget_fraction
 from sew.train.masking import update_generator
 from sew.train.schedule import build_schedule, set_lr
-from sew.train.setup import build_optimizer, make_accelerator
+from sew.train.setup import build_optimizer, make_accelerator, run_facts
 from sew.train.state import (TrainingState, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint,
                              set_rng_state)
 from sew.train.task import TrainingTask
@@ -79,6 +79,7 @@ class Trainer:
         self.logger = RunLogger(self.run_dir, enabled=self.is_main, progress=self.show_progress,
                                 max_update=cfg.max_update, max_minutes=cfg.max_minutes, update=self.state.update,
                                 minutes=self.state.elapsed_seconds / 60)
+        self.logger.log("run", self.state.update, run_facts(acc))
         self._start_clock()
         try:
             for micro in self._updates(dataset, sampler, loader):

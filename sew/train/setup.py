@@ -57,6 +57,20 @@ def make_accelerator(mixed_precision: str = "no", *, cpu: bool = False, find_unu
     return Accelerator(mixed_precision=mixed_precision, cpu=cpu, kwargs_handlers=handlers)
 
 
+def run_facts(accelerator) -> dict:
+    """What a run records about where and how it computes: device, processes and the precision in
+    force (bfloat16 on a CPU says whether it is native or emulated through float32)."""
+    from sew.cpu import capabilities
+
+    precision = {"no": "float32", "bf16": "bfloat16", "fp16": "float16"}[accelerator.mixed_precision]
+    if precision == "bfloat16" and accelerator.device.type == "cpu":
+        precision += f" ({capabilities().bf16_kind})"
+    facts = {"precision": precision, "device": str(accelerator.device), "processes": accelerator.num_processes}
+    if accelerator.device.type == "cpu":
+        facts["cpu"] = capabilities().describe()
+    return facts
+
+
 def build_optimizer(model: nn.Module, lr: float, *, betas: tuple[float, float] = (0.9, 0.98), eps: float = 1e-8,
                     weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """AdamW over the trainable parameters of ``model``: decay on matrices only (two groups)."""

@@ -65,6 +65,23 @@ def test_feature_kernels_zero_padding_and_agree_on_valid_frames():
         assert fast[i, :, n:].abs().max() == 0 if n < fast.shape[-1] else True
 
 
+@pytest.mark.parametrize("preset", ["sew-d-micro", "w2v2-micro"])
+def test_packed_stack_gives_the_batched_hidden_states(preset):
+    torch.manual_seed(0)
+    model = sew.build_model(preset).eval()
+    _, batch, lengths = padded_batch(LENGTHS)
+    with torch.no_grad():
+        fast = model(batch, lengths, output_hidden_states=True)
+        with batched_kernels():
+            plain = model(batch, lengths, output_hidden_states=True)
+    frames = fast.lengths // (model.config.squeeze_factor if model.config.squeezes else 1)
+    assert len(fast.hidden_states) == len(plain.hidden_states) == model.config.num_layers + 1
+    for mine, theirs in zip(fast.hidden_states, plain.hidden_states):
+        assert mine.shape == theirs.shape
+        for i, n in enumerate(frames.tolist()):
+            assert (mine[i, :n] - theirs[i, :n]).abs().max() <= 1e-5
+
+
 def test_tracers_take_the_batched_kernels(monkeypatch):
     x = torch.zeros(2, 400)
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)

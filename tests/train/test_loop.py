@@ -60,6 +60,9 @@ def test_resume_from_a_checkpoint_is_exact(tmp_path, make_model, reference_run, 
     records = read_log(run, "train")
     assert [r["update"] for r in records] == [1, 2, 3, 4, 5, 6]
     assert {"loss", "lr", "gnorm", "audio_per_s", "minutes"} <= set(records[0])
+    (facts,) = read_log(run, "run")  # where and in which precision the run computed
+    assert facts["precision"] == "float32" and facts["device"] == "cpu" and facts["processes"] == 1
+    assert "avx" in facts["cpu"] or "neon" in facts["cpu"] or "baseline" in facts["cpu"]
     assert (run / "final/vocab.json").is_file() and (run / "curves.png").is_file()
     assert any((run / "tensorboard").iterdir())
 
