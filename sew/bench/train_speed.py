@@ -57,7 +57,7 @@ class TrainSpeedSetup:
     device: str = "cpu"
     dtype: str = "float32"  # or "bfloat16": autocast around forward and loss
     threads: int | None = None
-    repeats: int = 3
+    repeats: int | None = None  # timed updates per implementation (default: 3 for base sizes, 9 for micro batches)
     warmup: int = 1
     steps: tuple[str, ...] = STEPS
     plain: bool = True  # also time the batched kernels (rows sew-plain)
@@ -219,13 +219,19 @@ def pretrain_candidates(spec, model, setup, x, n):
 def wav2vec2_pretraining_pair(encoder, setup):
     """Ours and ``Wav2Vec2ForPreTraining`` with the same encoder and head weights."""
     from transformers import Wav2Vec2ForPreTraining
+    from transformers.utils import logging as hf_logging
 
     from sew.interop import export_hf
     from sew.pretrain.interop import load_hf_pretraining
 
     with tempfile.TemporaryDirectory() as ctc, tempfile.TemporaryDirectory() as pretraining:
         export_hf(encoder, ctc)
-        twin = Wav2Vec2ForPreTraining.from_pretrained(ctc)
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # its load report lists the new heads, which are meant to be new
+        try:
+            twin = Wav2Vec2ForPreTraining.from_pretrained(ctc)
+        finally:
+            hf_logging.set_verbosity(verbosity)
         twin.config.apply_spec_augment, twin.config.layerdrop = True, 0.0
         twin.save_pretrained(pretraining)
         ours = load_hf_pretraining(pretraining, feature_penalty_weight=10.0, mask_prob=0.65, mask_length=10)
@@ -292,7 +298,9 @@ def measure_model(spec: str, setup: TrainSpeedSetup, log=print) -> list[TrainSpe
             candidates = pretrain_candidates(spec, model, setup, x, n)
         else:
             candidates = finetune_candidates(spec, model, setup, x, n, frozen=step_name == "frozen")
-        medians, memory = time_turns(candidates, x, n, device, setup.warmup, setup.repeats)
+        # A micro update takes a fraction of a second: more turns keep a shared machine's drift out of the ratios.
+        repeats = setup.repeats or (9 if seconds == MICRO_SECONDS else 3)
+        medians, memory = time_turns(candidates, x, n, device, setup.warmup, repeats)
         parts = breakdown(candidates[0][2], x, n, device) if setup.breakdown else {}
         macs = [encoder_macs(model.config, length, len(lengths)) for length in lengths]
         forward = sum(m["total"] - (m["ctc_head"] if step_name == "pretrain" else 0.0) for m in macs)

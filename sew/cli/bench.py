@@ -86,7 +86,9 @@ def add_train_speed_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                    help="float32, or bfloat16 autocast (labelled native or emulated on a CPU) (default: float32)")
     add_threads(p)
-    p.add_argument("--repeats", type=int, default=3, help="timed updates per implementation; the median is kept (default: 3)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed updates per implementation, taking turns; the median is kept (default: 3 for base "
+                        "sizes, 9 for the micro presets' short updates)")
     p.add_argument("--warmup", type=int, default=1, help="untimed updates first, where peak memory is read (default: 1)")
     p.add_argument("--no-reference", action="store_true", help="skip the transformers rows")
     p.add_argument("--no-plain", action="store_true", help="skip the sew-plain rows (the batched kernels)")
