@@ -88,10 +88,10 @@ def add_train_speed_arguments(p: argparse.ArgumentParser) -> None:
     add_threads(p)
     p.add_argument("--repeats", type=int, default=None,
                    help="timed updates per implementation, taking turns; the median is kept (default: 3 for base "
-                        "sizes, 9 for the micro presets' short updates)")
+                        "sizes, 7 for the micro presets' short updates)")
     p.add_argument("--warmup", type=int, default=1, help="untimed updates first, where peak memory is read (default: 1)")
     p.add_argument("--no-reference", action="store_true", help="skip the transformers rows")
-    p.add_argument("--no-plain", action="store_true", help="skip the sew-plain rows (the batched kernels)")
+    p.add_argument("--no-plain", action="store_true", help="skip the sew-plain rows (the batched kernels; finetune and pretrain steps)")
     p.add_argument("--no-breakdown", action="store_true", help="skip the profiled update that splits our time by kind")
     p.add_argument("--compile", action="store_true", help="also time torch.compile(model) (rows sew-compiled)")
     p.add_argument("--seconds", type=float, nargs="+", default=None,

@@ -21,7 +21,7 @@ def test_rows_ratios_failures_and_result_files(tmp_path):
     assert [(f["model"], f["phase"]) for f in data["failures"]] == [("no-such-preset", "train-speed")]
     rows = {(r["step"], r["implementation"]): r for r in data["train_speed"]}
     assert set(rows) == {(step, impl) for step in ("finetune", "frozen", "pretrain")
-                         for impl in ("sew", "sew-plain", "transformers")}
+                         for impl in ("sew", "sew-plain", "transformers")} - {("frozen", "sew-plain")}
     ours, theirs = rows["finetune", "sew"], rows["finetune", "transformers"]
     assert theirs["sew_speedup_vs_transformers"] == pytest.approx(theirs["ms_per_update"] / ours["ms_per_update"],
                                                                   rel=1e-2)
