@@ -145,7 +145,7 @@ def finetune_candidates(spec, model, setup, x, n, frozen: bool):
     model.context.transformer.layerdrop = 0.0
     model.feature_extractor.requires_grad_(not frozen)
     frames = model.output_lengths(n)
-    targets, target_lengths = ctc_targets(len(n), frames, model.config.vocab_size)
+    targets, target_lengths = (t.to(x.device) for t in ctc_targets(len(n), frames.cpu(), model.config.vocab_size))
 
     def ours(x, n):
         out = model(x, n)
