@@ -114,20 +114,27 @@ def ctc_targets(batch: int, frames: torch.Tensor, vocab: int, seed: int = 0):
     return torch.randint(1, vocab, (batch, length), generator=g), torch.full((batch,), length)
 
 
-def ctc_step(forward, parameters, setup: TrainSpeedSetup, targets, target_lengths):
-    """One update: ``forward(x, n) -> (logits, frame_lengths)``, summed CTC, backward, Adam."""
+def update_step(parameters, loss_of, setup: TrainSpeedSetup):
+    """One update: ``loss_of(x, n)`` under the setup's autocast, backward, an Adam step."""
     optimizer = torch.optim.Adam([p for p in parameters if p.requires_grad], lr=1e-5)
 
     def step(x, n):
         with autocast(setup):
-            logits, frames = forward(x, n)
-            log_probs = logits.float().log_softmax(-1).transpose(0, 1)
-            loss = F.ctc_loss(log_probs, targets, frames, target_lengths, reduction="sum", zero_infinity=True)
+            loss = loss_of(x, n)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         with torch.profiler.record_function("optimizer"):
             optimizer.step()
     return step
+
+
+def ctc_step(forward, parameters, setup: TrainSpeedSetup, targets, target_lengths):
+    """An update on the summed CTC loss of ``forward(x, n) -> (logits, frame_lengths)``."""
+    def loss_of(x, n):
+        logits, frames = forward(x, n)
+        log_probs = logits.float().log_softmax(-1).transpose(0, 1)
+        return F.ctc_loss(log_probs, targets, frames, target_lengths, reduction="sum", zero_infinity=True)
+    return update_step(parameters, loss_of, setup)
 
 
 def plain(step):
@@ -138,7 +145,7 @@ def plain(step):
     return run
 
 
-def finetune_candidates(spec, model, setup, x, n, frozen: bool):
+def finetune_candidates(model, setup, x, n, frozen: bool):
     """(implementation, step) pairs for the CTC step of ``model`` and its transformers twin."""
     from sew.bench.speed import transformers_twin
 
@@ -170,20 +177,19 @@ def finetune_candidates(spec, model, setup, x, n, frozen: bool):
     return candidates
 
 
-def pretrain_candidates(spec, model, setup, x, n):
+def pretrain_candidates(model, setup, x, n):
     """Ours on the contrastive objective (and ``Wav2Vec2ForPreTraining`` for wav2vec 2.0), same masks."""
     from sew.pretrain.config import ObjectiveConfig
     from sew.pretrain.objective import PretrainingModel
     from sew.train.masking import compute_time_mask
 
-    encoder = model
-    encoder.context.transformer.layerdrop = 0.0
-    encoder.feature_extractor.requires_grad_(True)
+    model.context.transformer.layerdrop = 0.0
+    model.feature_extractor.requires_grad_(True)
     twin = None
     if setup.reference and model.config.family == "wav2vec2":
-        ours, twin = wav2vec2_pretraining_pair(encoder, setup)
+        ours, twin = wav2vec2_pretraining_pair(model, setup)
     else:
-        ours = PretrainingModel(encoder, ObjectiveConfig()).to(setup.device)
+        ours = PretrainingModel(model, ObjectiveConfig()).to(setup.device)
     ours.train()
     frame_lengths, frames = ours.frame_lengths(n.cpu(), x.shape[1])
     cfg = ours.config.objective
@@ -191,19 +197,7 @@ def pretrain_candidates(spec, model, setup, x, n):
                                   torch.Generator().manual_seed(0)).to(x.device)
     generator = torch.Generator(device=x.device).manual_seed(0)
 
-    def update(module, loss_of):
-        optimizer = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=1e-5)
-
-        def step(x, n):
-            with autocast(setup):
-                loss = loss_of(x, n)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            with torch.profiler.record_function("optimizer"):
-                optimizer.step()
-        return step
-
-    step = update(ours, lambda x, n: ours(x, n, time_mask, generator=generator).loss)
+    step = update_step(ours.parameters(), lambda x, n: ours(x, n, time_mask, generator=generator).loss, setup)
     candidates = [("sew", ours, step)] + ([("sew-plain", ours, plain(step))] if setup.plain else [])
     if twin is not None:
         from transformers.models.wav2vec2.modeling_wav2vec2 import _sample_negative_indices
@@ -211,8 +205,8 @@ def pretrain_candidates(spec, model, setup, x, n):
         negatives = torch.from_numpy(_sample_negative_indices((len(n), frames), cfg.num_negatives,
                                                               time_mask.cpu().numpy())).long().to(x.device)
         mask = (torch.arange(x.shape[1], device=x.device)[None] < n[:, None]).long()
-        candidates.append(("transformers", twin, update(twin, lambda x, n: twin(
-            x, attention_mask=mask, mask_time_indices=time_mask, sampled_negative_indices=negatives).loss)))
+        candidates.append(("transformers", twin, update_step(twin.parameters(), lambda x, n: twin(
+            x, attention_mask=mask, mask_time_indices=time_mask, sampled_negative_indices=negatives).loss, setup)))
     return candidates
 
 
@@ -295,9 +289,9 @@ def measure_model(spec: str, setup: TrainSpeedSetup, log=print) -> list[TrainSpe
         lengths = [int(s * SAMPLE_RATE) for s in seconds]
         ((x, n),) = make_inputs(lengths, [list(range(len(lengths)))], device, torch.float32)
         if step_name == "pretrain":
-            candidates = pretrain_candidates(spec, model, setup, x, n)
+            candidates = pretrain_candidates(model, setup, x, n)
         else:
-            candidates = finetune_candidates(spec, model, setup, x, n, frozen=step_name == "frozen")
+            candidates = finetune_candidates(model, setup, x, n, frozen=step_name == "frozen")
         # A micro update takes a fraction of a second: more turns keep a shared machine's drift out of the ratios.
         repeats = setup.repeats or (7 if seconds == MICRO_SECONDS else 3)
         medians, memory = time_turns(candidates, x, n, device, setup.warmup, repeats)

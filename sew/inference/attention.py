@@ -17,10 +17,10 @@ from torch.nn import functional as F
 from sew.inference.packed import InferenceOnly
 from sew.models.disentangled import (DisentangledAttention, DisentangledTransformer, middle_offsets, offset_scores,
                                      project_positions, relative_index)
-from sew.models.transformer import MultiHeadAttention, TransformerStack, split_heads
+from sew.models.transformer import MultiHeadAttention, TransformerStack, pack_valid, split_heads
 
 
-def attend_segments(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
+def attend_segments_in_place(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
                     segments: list[tuple[int, int]], scale: float | None = None, bias_fn=None) -> torch.Tensor:
     """Attention within each ``(start, end)`` segment of packed ``[1, N, heads * d]`` queries, keys and
     values (no mask: a segment is one utterance's valid frames). ``bias_fn(q_seg, k_seg)`` gives an
@@ -58,7 +58,7 @@ class SegmentAttention(InferenceOnly, nn.Module):
         self.v_proj, self.out_proj = linear(attention.v_proj), linear(attention.out_proj)
 
     def forward(self, x: torch.Tensor, segments: list[tuple[int, int]], **_) -> torch.Tensor:
-        y = attend_segments(self.q_proj(x), self.k_proj(x), self.v_proj(x), self.heads, segments)
+        y = attend_segments_in_place(self.q_proj(x), self.k_proj(x), self.v_proj(x), self.heads, segments)
         return self.out_proj(y)
 
 
@@ -110,7 +110,7 @@ class SegmentDisentangledAttention(SegmentAttention):
             def bias_fn(qs, ks):
                 t = qs.shape[1]
                 return self.position_bias(qs, ks, middle_offsets(pos_k, t), middle_offsets(pos_q, t))
-        return self.out_proj(attend_segments(q, k, v, self.heads, segments, self.scale, bias_fn))
+        return self.out_proj(attend_segments_in_place(q, k, v, self.heads, segments, self.scale, bias_fn))
 
 
 class PackedTransformerStack(InferenceOnly, nn.Module):
@@ -138,16 +138,8 @@ class PackedTransformerStack(InferenceOnly, nn.Module):
         """As ``TransformerStack.forward`` (``key_mask`` a prefix mask from lengths, or None: all valid)."""
         if key_mask is None:
             key_mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
-        ends = key_mask.sum(1).cumsum(0).tolist()
-        inputs = self.attention_inputs(x.shape[1])
-        inputs["segments"] = [(start, end) for start, end in zip([0] + ends[:-1], ends) if end > start]
-        packed = x[key_mask][None]
-
-        def unpack(y: torch.Tensor) -> torch.Tensor:
-            out = y.new_zeros(x.shape)
-            out[key_mask] = y[0]
-            return out
-
+        packed, segments, unpack = pack_valid(x, key_mask)
+        inputs = {**self.attention_inputs(x.shape[1]), "segments": segments}
         states = [x] if return_states else None
         for layer in self.layers:
             packed = layer(packed, **inputs)

@@ -68,6 +68,16 @@ class MaskedGroupNorm(nn.Module):
         return (y * m).to(dtype)
 
 
+def group_norm_channels_last(norm: MaskedGroupNorm, x: torch.Tensor) -> torch.Tensor:
+    """One unpadded utterance ``[frames, channels]``: per-channel statistics over time, then one fused
+    scale-and-shift pass. (``F.batch_norm`` computes the same statistics but loses precision over
+    long inputs: 2-4e-5 at 80k frames against 7e-7 for this.)"""
+    xf = x.float()
+    var, mean = torch.var_mean(xf, 0, correction=0)
+    scale = norm.weight.float() * torch.rsqrt(var + norm.eps)
+    return torch.addcmul(norm.bias.float() - mean * scale, xf, scale).to(x.dtype)
+
+
 class ConvLayer(nn.Module):
     """Conv1d -> optional norm (GroupNorm or channel LayerNorm) -> GELU."""
 
@@ -97,11 +107,12 @@ class ConvLayer(nn.Module):
         out_channels, in_channels, kernel = weight.shape
         # unfold: [frames', in, kernel] windows, flattened in the weight's own (in, kernel) order
         windows = x if kernel == 1 and stride == 1 else x.unfold(0, kernel, stride).reshape(-1, in_channels * kernel)
-        y = F.linear(windows, weight.reshape(out_channels, -1), self.conv.bias)
-        if self.norm_type == "group":  # statistics over the utterance's frames, in float32
-            norm = self.norm
-            y = F.group_norm(y.float().t()[None], out_channels, norm.weight.float(), norm.bias.float(),
-                             norm.eps)[0].t().to(y.dtype)
+        return self.finish_frames(F.linear(windows, weight.reshape(out_channels, -1), self.conv.bias))
+
+    def finish_frames(self, y: torch.Tensor) -> torch.Tensor:
+        """Norm and GELU of one utterance's conv output, channels last ``[frames, out]``."""
+        if self.norm_type == "group":
+            y = group_norm_channels_last(self.norm, y)
         elif self.norm_type == "layer":
             y = self.norm(y)
         return F.gelu(y)

@@ -49,6 +49,17 @@ def attend_segments(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: in
     return torch.cat(outputs, 1)
 
 
+def pack_valid(x: torch.Tensor, key_mask: torch.Tensor):
+    """The valid frames of ``[batch, time, dim]`` as one ``[1, N, dim]`` sequence, each utterance's
+    ``(start, end)`` segment of it, and the inverse (``[1, N, dim]`` -> ``[batch, time, dim]``, padding zero)."""
+    ends = key_mask.sum(1).cumsum(0).tolist()
+    segments = [(start, end) for start, end in zip([0] + ends[:-1], ends) if end > start]
+
+    def unpack(packed: torch.Tensor) -> torch.Tensor:
+        return packed.new_zeros(x.shape).index_put((key_mask,), packed[0])
+    return x[key_mask][None], segments, unpack
+
+
 class MultiHeadAttention(nn.Module):
     """Self-attention through ``scaled_dot_product_attention``; ``key_mask`` ``[batch, time]`` marks valid keys."""
 
@@ -138,13 +149,9 @@ class TransformerStack(nn.Module):
         """``x`` ``[batch, time, dim]`` -> (output, the input and every layer's output when asked)."""
         if key_mask is None or not per_utterance(x):
             return self.run_layers(x, self.attention_inputs(x, key_mask), return_states)
-        ends = key_mask.sum(1).cumsum(0).tolist()
+        packed, segments, unpack = pack_valid(x, key_mask)
         inputs = self.attention_inputs(x, None)  # SEW-D's positions for the padded length
-        inputs["segments"] = [(start, end) for start, end in zip([0] + ends[:-1], ends) if end > start]
-        y, states = self.run_layers(x[key_mask][None], inputs, return_states)
-
-        def unpack(packed: torch.Tensor) -> torch.Tensor:
-            return x.new_zeros(x.shape).index_put((key_mask,), packed[0])
+        y, states = self.run_layers(packed, {**inputs, "segments": segments}, return_states)
         return unpack(y), None if states is None else [x] + [unpack(s) for s in states[1:]]
 
     def run_layers(self, x: torch.Tensor, inputs: dict, return_states: bool):

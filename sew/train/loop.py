@@ -268,7 +268,7 @@ class Trainer:
 
     def _validate(self) -> bool:
         """Validate, keep ``RUN/best``; returns True when early stopping triggers."""
-        state, cfg = self.state, self.cfg
+        state = self.state
         self._last_valid_time = state.elapsed_seconds
         if self._validated_at == state.update:
             return False

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import sew
-from sew.inference.features import ChannelsLastFeatureExtractor, conv_channels_last, group_norm_channels_last
+from sew.inference.features import ChannelsLastFeatureExtractor, conv_channels_last
 from sew.inference.packed import PackedWeight
+from sew.models.features import group_norm_channels_last
 from tests.models.helpers import padded_batch
 
 LENGTHS = [16000, 12345, 4001, 719, 400, 9000]
