@@ -1,4 +1,4 @@
-"""``sew data``: write canonical manifests, generate the built-in corpus, describe a corpus."""
+"""``sew data``: write canonical manifests, generate the built-in corpus and tasks, describe a corpus."""
 
 from __future__ import annotations
 
@@ -10,18 +10,18 @@ from sew.cli.options import add_no_progress, add_strict
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("data", help="prepare speech corpora (manifests, the built-in corpus)",
+    parser = subparsers.add_parser("data", help="prepare speech corpora (manifests, the built-in corpus and tasks)",
                                    description="Prepare speech corpora: scan and convert, synthesize, describe.")
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
-    m = sub.add_parser("manifest", help="scan a corpus and write fairseq .tsv/.wrd/.ltr manifests",
+    m = sub.add_parser("manifest", help="scan a corpus and write fairseq .tsv/.wrd/.ltr/.label manifests",
                        description="Decode every file of SOURCE once, skip and report bad items, and write the "
                                    "canonical form (SPLIT.tsv with 16 kHz sample counts, SPLIT.wrd, SPLIT.ltr, "
-                                   "vocab.json from train, rejected.tsv) into --out.")
+                                   "SPLIT.label for class labels, vocab.json from train, rejected.tsv) into --out.")
     m.add_argument("source", nargs="?", default=None,
-                   help="fairseq .tsv or directory of them, LibriSpeech tree, audiofolder, or datasets "
-                        "save_to_disk directory (default: the built-in corpus)")
+                   help="fairseq .tsv or directory of them, LibriSpeech tree, audiofolder, Speech Commands tree, "
+                        "or datasets save_to_disk directory (default: the built-in corpus)")
     m.add_argument("--out", required=True, help="output directory for the manifests and rejected.tsv")
     m.add_argument("--split", action="append", default=None,
                    help="split to convert; repeat for several (default: every split found)")
@@ -41,15 +41,21 @@ def add_parser(subparsers) -> None:
     add_no_progress(m)
     m.set_defaults(func=run_manifest)
 
-    s = sub.add_parser("synth", help="generate the built-in synthetic speech corpus (eSpeak NG)",
+    s = sub.add_parser("synth", help="generate the built-in synthetic speech corpus or a classification task",
                        description="Synthesize multi-speaker English speech with eSpeak NG into train/dev/test "
-                                   "16 kHz FLAC plus manifests. Same seed, same bytes.")
+                                   "16 kHz FLAC plus manifests (the ASR corpus), or a built-in classification task: "
+                                   "kws (keyword spotting, Speech Commands layout) or speaker-id (speaker "
+                                   "identification, manifests with .label files). Same seed, same bytes.")
+    s.add_argument("--task", default="asr", choices=["asr", "kws", "speaker-id"],
+                   help="what to generate: the ASR corpus, the keyword-spotting task or the speaker-identification "
+                        "task (default: asr)")
     s.add_argument("--out", default=None,
                    help="output directory (default: the cache directory used by every command, $SEW_CACHE or ~/.cache/sew)")
-    s.add_argument("--minutes", type=float, default=40.0, help="minutes of train audio (default: 40)")
-    s.add_argument("--seed", type=int, default=0, help="random seed for sentences, voices, rate and pitch (default: 0)")
+    s.add_argument("--minutes", type=float, default=None, help="asr only: minutes of train audio (default: 40)")
+    s.add_argument("--seed", type=int, default=0,
+                   help="random seed for sentences, words, voices, rate, pitch and noise (default: 0)")
     s.add_argument("--eval-minutes", type=float, default=None,
-                   help="minutes of dev and of test audio each (default: 7.5%% of --minutes)")
+                   help="asr only: minutes of dev and of test audio each (default: 7.5%% of --minutes)")
     s.add_argument("--workers", type=int, default=None, help="synthesis processes (default: all available cores)")
     add_no_progress(s)
     s.set_defaults(func=run_synth)
@@ -91,20 +97,44 @@ def run_manifest(args: argparse.Namespace) -> int:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    from sew.data.synth import default_corpus, synthesize_corpus
+    from sew.data.synth import DEFAULT_MINUTES, default_corpus, synthesize_corpus
 
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if args.task != "asr":
+        return _run_task(args)
+    if args.minutes is None:
+        args.minutes = DEFAULT_MINUTES
     if args.out is None:
         if args.eval_minutes is not None:
             raise ValueError("--eval-minutes changes the corpus: give --out too")
         print(f"built-in corpus: {default_corpus(args.minutes, args.seed, progress=not args.no_progress)}")
         return 0
-    if args.workers is not None and args.workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {args.workers}")
     info = synthesize_corpus(args.out, args.minutes, args.seed, workers=args.workers,
                              eval_minutes=args.eval_minutes, progress=not args.no_progress)
     for split, s in info["splits"].items():
         print(f"{split}: {s['utterances']} utterances ({s['seconds'] / 60:.1f} min)")
     print(f"corpus written to {os.path.abspath(args.out)}")
+    return 0
+
+
+def _run_task(args: argparse.Namespace) -> int:
+    from sew.data.corpus import list_splits, read_corpus
+    from sew.data.tasks import default_task, synthesize_task
+
+    for option, value in (("--minutes", args.minutes), ("--eval-minutes", args.eval_minutes)):
+        if value is not None:
+            raise ValueError(f"{option} sizes the ASR corpus only; the {args.task} task has fixed sizes "
+                             "(leave it out, or drop --task)")
+    if args.out is None:
+        path = default_task(args.task, args.seed, progress=not args.no_progress, workers=args.workers)
+        print(f"built-in {args.task} task: {path}")
+        return 0
+    synthesize_task(args.task, args.out, args.seed, workers=args.workers, progress=not args.no_progress)
+    for split in list_splits(args.out):
+        corpus = read_corpus(args.out, split)
+        print(f"{split}: {len(corpus)} utterances, {len(corpus.labels())} classes")
+    print(f"{args.task} task written to {os.path.abspath(args.out)}")
     return 0
 
 
@@ -120,7 +150,9 @@ def run_info(args: argparse.Namespace) -> int:
         duration = f"{corpus.total_seconds() / 60:.1f} min" if corpus.has_lengths else "lengths unknown (run `sew data manifest`)"
         transcribed = sum(1 for u in corpus if u.transcript)
         bad = f", {len(log)} malformed entries" if len(log) else ""
-        print(f"  {split}: {len(corpus)} utterances, {duration}, {transcribed} transcribed{bad}")
+        labels = f", {sum(1 for u in corpus if u.label)} labelled ({len(corpus.labels())} classes)" \
+            if corpus.has_labels else ""
+        print(f"  {split}: {len(corpus)} utterances, {duration}, {transcribed} transcribed{labels}{bad}")
     if Path(source, "vocab.json").is_file():
         print(f"  vocab.json: {len(__import__('json').loads(Path(source, 'vocab.json').read_text()))} tokens")
     return 0

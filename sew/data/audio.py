@@ -87,6 +87,27 @@ def load_audio(source: str | Path | bytes, target_rate: int = SAMPLE_RATE, name:
     return wave, info
 
 
+SILENCE_PEAK = 1e-4  # below this peak amplitude a file counts as silent
+
+
+def load_input(path: str | Path, min_samples: int) -> tuple[np.ndarray | None, float, str | None]:
+    """A file given to a model at inference (``sew transcribe``, ``classify``, ``features``):
+    ``(wave, seconds, None)``, or ``(None, seconds, why)`` when it is missing, cannot be decoded or is
+    shorter than ``min_samples`` (the model's receptive field); a silent file comes with a warning."""
+    try:
+        wave, _ = load_audio(path)
+    except FileNotFoundError:
+        return None, 0.0, "file not found"
+    except AudioError as err:
+        return None, 0.0, f"{err.reason}: {err.detail}" if err.detail else err.reason
+    seconds = len(wave) / SAMPLE_RATE
+    if len(wave) < min_samples:
+        return None, seconds, (f"too short: {seconds * 1000:.0f} ms, the model needs at least "
+                               f"{min_samples / 16:.0f} ms ({min_samples} samples at 16 kHz)")
+    peak = float(np.abs(wave).max())
+    return wave, seconds, f"silent audio (peak amplitude {peak:.1e})" if peak < SILENCE_PEAK else None
+
+
 def resampled_length(num_frames: int, rate: int, target_rate: int = SAMPLE_RATE) -> int:
     """Samples ``load_audio`` returns for ``num_frames`` at ``rate`` (soxr rounds to nearest)."""
     if rate == target_rate:
@@ -118,9 +139,18 @@ def normalize_waveform(x: np.ndarray, eps: float = 1e-7) -> np.ndarray:
 
 def write_flac(path: str | Path, wave: np.ndarray, rate: int = SAMPLE_RATE) -> None:
     """Write a mono float waveform in [-1, 1] as 16-bit FLAC (deterministic bytes)."""
+    _write_pcm16(path, wave, rate, "FLAC")
+
+
+def write_wav(path: str | Path, wave: np.ndarray, rate: int = SAMPLE_RATE) -> None:
+    """Write a mono float waveform in [-1, 1] as 16-bit PCM WAV (deterministic bytes)."""
+    _write_pcm16(path, wave, rate, "WAV")
+
+
+def _write_pcm16(path: str | Path, wave: np.ndarray, rate: int, file_format: str) -> None:
     pcm = np.round(np.clip(wave, -1.0, 1.0) * 32767.0).astype(np.int16)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), pcm, rate, format="FLAC", subtype="PCM_16")
+    sf.write(str(path), pcm, rate, format=file_format, subtype="PCM_16")
 
 
 def _check_wav_size(path: str | Path, label: str) -> None:

@@ -3,11 +3,14 @@
 ``read_corpus(source, split=...)`` recognises, in this order (``sew.data.readers.FORMATS``):
 
 * a fairseq manifest: a ``.tsv`` whose first line is the root directory and whose lines are
-  ``relative/path<TAB>num_samples``, with optional parallel ``.wrd`` / ``.ltr`` files; or a
-  directory of them (``train.tsv``, ``dev.tsv`` or ``valid.tsv``, ``test.tsv``);
-* a Hugging Face ``datasets`` directory written by ``save_to_disk``;
-* an audiofolder (``metadata.csv`` or ``metadata.jsonl`` with ``file_name`` and a transcript
-  column ``transcription``, ``text`` or ``sentence``);
+  ``relative/path<TAB>num_samples``, with optional parallel ``.wrd`` / ``.ltr`` files and a
+  ``.label`` file (one class label per line); or a directory of them (``train.tsv``, ``dev.tsv``
+  or ``valid.tsv``, ``test.tsv``);
+* a Hugging Face ``datasets`` directory written by ``save_to_disk`` (optional ``label`` column);
+* the Speech Commands v2 layout (``LABEL/*.wav`` with ``validation_list.txt`` and
+  ``testing_list.txt``; ``sew.data.speech_commands``);
+* an audiofolder (``metadata.csv`` or ``metadata.jsonl`` with ``file_name``, a transcript
+  column ``transcription``, ``text`` or ``sentence``, and/or a ``label`` column);
 * the LibriSpeech layout (``speaker/chapter/*.flac`` with ``*.trans.txt``).
 """
 
@@ -39,12 +42,14 @@ def corpus_format(source: str | Path) -> CorpusFormat:
             return fmt
     raise ValueError(
         f"{path}: not a corpus. Expected fairseq manifests (*.tsv), a LibriSpeech tree (speaker/chapter/*.trans.txt), "
-        "an audiofolder (metadata.csv / metadata.jsonl) or a datasets save_to_disk directory"
+        "an audiofolder (metadata.csv / metadata.jsonl), a Speech Commands tree (LABEL/*.wav with "
+        "validation_list.txt and testing_list.txt) or a datasets save_to_disk directory"
     )
 
 
 def detect_format(source: str | Path) -> str:
-    """The name of ``source``'s format: ``fairseq``, ``hf-datasets``, ``audiofolder`` or ``librispeech``."""
+    """The name of ``source``'s format: ``fairseq``, ``hf-datasets``, ``speech-commands``, ``audiofolder`` or
+    ``librispeech``."""
     return corpus_format(source).name
 
 

@@ -1,10 +1,11 @@
-"""Scan a corpus once and write it in the canonical form: fairseq ``.tsv`` + ``.wrd`` + ``.ltr``.
+"""Scan a corpus once and write it in the canonical form: fairseq ``.tsv`` + ``.wrd`` + ``.ltr`` (+ ``.label``).
 
 The scan decodes every file (in several processes when asked), so that training never
 has to touch audio to learn lengths, and every bad item is found up front. Each split
 ``S`` becomes ``S.tsv`` (root line, then ``relative/path<TAB>num_samples`` at 16 kHz) and,
 for transcribed corpora, ``S.wrd`` (normalised words) and ``S.ltr`` (letters, ``|`` after
-each word). ``vocab.json`` is built from the train split, ``rejected.tsv`` lists bad items.
+each word); for labelled corpora, ``S.label`` (one class label per line). ``vocab.json`` is
+built from the train split, ``rejected.tsv`` lists bad items.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tqdm import tqdm
 from sew.data import rejects
 from sew.data.audio import AudioError, load_audio, write_flac
 from sew.data.corpus import Corpus, Utterance, list_splits, read_corpus
+from sew.data.records import clean_label
 from sew.data.rejects import RejectLog
 from sew.data.text import Vocabulary, normalize_text, to_letters
 
@@ -53,21 +55,25 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
 
 def scan_corpus(corpus: Corpus, log: RejectLog, *, workers: int = 1, min_samples: int = RECEPTIVE_FIELD,
                 max_samples: int | None = None, vocab: Vocabulary | None = None,
-                require_transcripts: bool | None = None, copy_to: str | Path | None = None,
-                progress: bool = True) -> list[Utterance]:
+                require_transcripts: bool | None = None, require_labels: bool | None = None,
+                copy_to: str | Path | None = None, progress: bool = True) -> list[Utterance]:
     """Decode every utterance; return the good ones with ``num_samples`` set, reject the rest.
 
-    Checks, in order: transcript present (when ``require_transcripts``, default: the corpus
-    has transcripts), characters in ``vocab`` (when given), file present, audio decodable,
-    length in ``[min_samples, max_samples]``. With ``copy_to`` each good file is rewritten
-    there as 16 kHz mono FLAC and its path updated. Items are reported in corpus order.
+    Checks, in order: label present (when ``require_labels``, default: the corpus has labels),
+    transcript present (when ``require_transcripts``, default: the corpus has transcripts; an
+    utterance with a label needs none), characters in ``vocab`` (when given), file present,
+    audio decodable, length in ``[min_samples, max_samples]``. With ``copy_to`` each good file
+    is rewritten there as 16 kHz mono FLAC and its path updated. Items are reported in corpus order.
     """
     if require_transcripts is None:
         require_transcripts = corpus.has_transcripts
+    if require_labels is None:
+        require_labels = corpus.has_labels
     min_samples = max(min_samples, RECEPTIVE_FIELD)
-    todo = []  # (utterance, FLAC to write or None, transcript problem or None), in corpus order
+    todo = []  # (utterance, FLAC to write or None, label / transcript problem or None), in corpus order
     for utt in corpus:
-        problem = check_transcript(utt, require_transcripts, vocab)
+        problem = ((rejects.NO_LABEL, "no label") if require_labels and utt.label is None else None) \
+            or check_transcript(utt, require_transcripts and utt.label is None, vocab)
         target = str(Path(copy_to) / f"{safe_name(utt.id)}.flac") if copy_to and not problem else None
         todo.append((utt, target, problem))
     good = []
@@ -145,7 +151,8 @@ def safe_name(uid: str) -> str:
 
 
 def write_split(out_dir: str | Path, split: str, utts: list[Utterance], root: str | None = None) -> Path:
-    """Write ``split.tsv`` (and ``.wrd`` / ``.ltr`` when transcribed); paths relative to ``root``.
+    """Write ``split.tsv`` (and ``.wrd`` / ``.ltr`` when transcribed, ``.label`` when labelled); paths
+    relative to ``root``.
 
     ``root`` defaults to the deepest directory holding every file. A relative root is
     written as given and read back relative to the manifest's directory.
@@ -157,10 +164,18 @@ def write_split(out_dir: str | Path, split: str, utts: list[Utterance], root: st
     base = (out / root) if not os.path.isabs(root) else Path(root)
     rows = [f"{os.path.relpath(u.path, base)}\t{u.num_samples}" for u in utts]
     (out / f"{split}.tsv").write_text("\n".join([root, *rows]) + "\n", encoding="utf-8")
+    written = {".tsv"}
     if any(u.transcript is not None for u in utts):
+        written |= {".wrd", ".ltr"}
         words = [normalize_text(u.transcript or "") for u in utts]
         (out / f"{split}.wrd").write_text("".join(w + "\n" for w in words), encoding="utf-8")
         (out / f"{split}.ltr").write_text("".join(to_letters(w) + "\n" for w in words), encoding="utf-8")
+    if any(u.label is not None for u in utts):
+        written.add(".label")
+        labels = [clean_label(u.label) or "" for u in utts]
+        (out / f"{split}.label").write_text("".join(label + "\n" for label in labels), encoding="utf-8")
+    for suffix in {".wrd", ".ltr", ".label"} - written:  # stale ones from an earlier run would be read back
+        (out / f"{split}{suffix}").unlink(missing_ok=True)
     return out / f"{split}.tsv"
 
 

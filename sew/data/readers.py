@@ -1,6 +1,7 @@
 """The corpus formats, one reader each, and ``FORMATS``, the ordered registry detection walks.
 
-fairseq manifests, Hugging Face ``save_to_disk`` datasets, audiofolders and the LibriSpeech layout.
+fairseq manifests, Hugging Face ``save_to_disk`` datasets, the Speech Commands layout
+(``sew.data.speech_commands``), audiofolders and the LibriSpeech layout.
 Each reader returns a list of ``Utterance`` (without lengths unless the format stores them: the
 audio is not decoded here) and reports structural problems to a ``RejectLog``.
 """
@@ -15,13 +16,15 @@ from dataclasses import dataclass
 from typing import Callable
 
 from sew.data import rejects
-from sew.data.records import Utterance
+from sew.data.records import Utterance, clean_label
 from sew.data.rejects import REJECTED_FILE, RejectLog
+from sew.data.speech_commands import is_speech_commands, read_speech_commands, speech_commands_splits
 from sew.data.text import from_letters
 
 AUDIO_SUFFIXES = (".flac", ".wav", ".ogg")
 TRANSCRIPT_COLUMNS = ("transcription", "text", "sentence")
 METADATA_FILES = ("metadata.csv", "metadata.jsonl")
+LABEL_COLUMN = "label"  # the class label column of audiofolders and datasets; ``SPLIT.label`` in manifests
 
 
 # -- LibriSpeech: SPLIT/speaker/chapter/{speaker}-{chapter}-{n}.flac + {speaker}-{chapter}.trans.txt --
@@ -60,7 +63,7 @@ def _find_audio(directory: Path, stem: str) -> Path:
     return directory / (stem + AUDIO_SUFFIXES[0])
 
 
-# -- audiofolder: metadata.csv / metadata.jsonl with file_name and a transcript column -------------
+# -- audiofolder: metadata.csv / metadata.jsonl with file_name, a transcript and/or a label column --
 def audiofolder_splits(root: Path) -> dict[str, Path]:
     """Split name -> metadata file: ``root/metadata.*`` ("train") or ``root/SPLIT/metadata.*``."""
     root = Path(root)
@@ -77,7 +80,10 @@ def audiofolder_splits(root: Path) -> dict[str, Path]:
 
 
 def read_audiofolder(metadata: Path, log: RejectLog) -> list[Utterance]:
-    """Rows of ``metadata.csv`` / ``metadata.jsonl``; ``file_name`` is relative to its directory."""
+    """Rows of ``metadata.csv`` / ``metadata.jsonl``; ``file_name`` is relative to its directory.
+
+    A ``label`` column gives each row its class label (an empty cell: no label).
+    """
     metadata = Path(metadata)
     rows = _jsonl_rows(metadata, log) if metadata.suffix == ".jsonl" else _csv_rows(metadata, log)
     utts = []
@@ -92,7 +98,8 @@ def read_audiofolder(metadata: Path, log: RejectLog) -> list[Utterance]:
         text = row.get(column) if column else None
         text = None if text is None else str(text)
         uid = name.rsplit(".", 1)[0]
-        utts.append(Utterance(uid, str(metadata.parent / name), None, text, lineno))
+        label = clean_label(row.get(LABEL_COLUMN))
+        utts.append(Utterance(uid, str(metadata.parent / name), None, text, lineno, label=label))
     return utts
 
 
@@ -154,7 +161,10 @@ def hf_splits(path: Path) -> list[str]:
 
 
 def read_hf_dataset(path: Path, split: str, log: RejectLog) -> list[Utterance]:
-    """Rows of one split, audio read with ``Audio(decode=False)`` (bytes or a path, decoded later)."""
+    """Rows of one split, audio read with ``Audio(decode=False)`` (bytes or a path, decoded later).
+
+    A ``label`` column gives the class labels; a ``ClassLabel`` column's ints become its names.
+    """
     import datasets
 
     data = datasets.load_from_disk(str(path))
@@ -166,6 +176,9 @@ def read_hf_dataset(path: Path, split: str, log: RejectLog) -> list[Utterance]:
     data = data.cast_column(column, datasets.Audio(decode=False))
     text_column = next((c for c in TRANSCRIPT_COLUMNS if c in data.column_names), None)
     id_column = "id" if "id" in data.column_names else None
+    to_name = None
+    if LABEL_COLUMN in data.column_names and isinstance(data.features[LABEL_COLUMN], datasets.ClassLabel):
+        to_name = data.features[LABEL_COLUMN].int2str
     utts = []
     for i, row in enumerate(data):
         audio = row[column] or {}
@@ -173,24 +186,29 @@ def read_hf_dataset(path: Path, split: str, log: RejectLog) -> list[Utterance]:
         label = f"{path}/{split}[{i}]:{name}"
         uid = str(row[id_column]) if id_column else f"{split}-{i:06d}"
         text = row[text_column] if text_column else None
+        cls = row.get(LABEL_COLUMN)
+        if to_name is not None and cls is not None:
+            cls = to_name(cls) if cls >= 0 else None  # -1: a ClassLabel row without a label
+        cls = clean_label(cls)
         if audio.get("bytes") is not None:
-            utts.append(Utterance(uid, label, None, text, i + 1, audio["bytes"]))
+            utts.append(Utterance(uid, label, None, text, i + 1, audio["bytes"], label=cls))
         elif audio.get("path"):
             file = Path(audio["path"])
-            utts.append(Utterance(uid, str(file if file.is_absolute() else Path(path) / file), None, text, i + 1))
+            utts.append(Utterance(uid, str(file if file.is_absolute() else Path(path) / file), None, text, i + 1,
+                                  label=cls))
         else:
             log.reject(label, rejects.MISSING_FILE, i + 1, "row has neither audio bytes nor a path")
     return utts
 
 
-# -- fairseq manifests: SPLIT.tsv (root line, then path<TAB>samples) + SPLIT.wrd / SPLIT.ltr -------
+# -- fairseq manifests: SPLIT.tsv (root line, then path<TAB>samples) + SPLIT.wrd / .ltr / .label ----
 def manifest_files(directory: Path) -> list[Path]:
     """The fairseq manifests of a directory, one per split (``rejected.tsv`` lists bad items: not a split)."""
     return [p for p in sorted(directory.glob("*.tsv")) if p.name != REJECTED_FILE]
 
 
 def read_fairseq(tsv: str | Path, rejects_log: RejectLog | None = None) -> list[Utterance]:
-    """Read a fairseq manifest and its parallel ``.wrd`` (or else ``.ltr``) transcripts.
+    """Read a fairseq manifest, its parallel ``.wrd`` (or else ``.ltr``) transcripts and ``.label`` labels.
 
     A relative root (first line) is resolved against the manifest's own directory.
     """
@@ -203,6 +221,7 @@ def read_fairseq(tsv: str | Path, rejects_log: RejectLog | None = None) -> list[
     if not root.is_absolute():
         root = (tsv.parent / root).resolve()
     transcripts = _parallel_transcripts(tsv, len(lines) - 1)
+    labels = _parallel_lines(tsv.with_suffix(".label"), tsv, len(lines) - 1)
     utts = []
     for lineno, row in enumerate(lines[1:], start=2):
         if not row.strip():
@@ -213,25 +232,33 @@ def read_fairseq(tsv: str | Path, rejects_log: RejectLog | None = None) -> list[
             continue
         rel = fields[0].strip()
         text = transcripts[lineno - 2] if transcripts is not None else None
-        utts.append(Utterance(_utterance_id(rel), str(root / rel), int(fields[1]), text, lineno))
+        label = clean_label(labels[lineno - 2]) if labels is not None else None
+        utts.append(Utterance(_utterance_id(rel), str(root / rel), int(fields[1]), text, lineno, label=label))
     return utts
 
 
 def _parallel_transcripts(tsv: Path, count: int) -> list[str] | None:
     """Lines of ``x.wrd`` (or ``x.ltr`` turned into words) next to ``x.tsv``, one per entry."""
     for suffix, convert in ((".wrd", str.strip), (".ltr", from_letters)):
-        path = tsv.with_suffix(suffix)
-        if path.is_file():
-            lines = path.read_text(encoding="utf-8").split("\n")
-            if lines and lines[-1] == "":
-                lines.pop()
-            if len(lines) != count:
-                raise ValueError(
-                    f"{path}: {len(lines)} lines but {tsv} lists {count} entries; "
-                    "parallel files need one line per manifest entry"
-                )
+        lines = _parallel_lines(tsv.with_suffix(suffix), tsv, count)
+        if lines is not None:
             return [convert(line) for line in lines]
     return None
+
+
+def _parallel_lines(path: Path, tsv: Path, count: int) -> list[str] | None:
+    """The lines of ``path`` (None when it does not exist); an error unless there is one per manifest entry."""
+    if not path.is_file():
+        return None
+    lines = path.read_text(encoding="utf-8").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if len(lines) != count:
+        raise ValueError(
+            f"{path}: {len(lines)} lines but {tsv} lists {count} entries; "
+            "parallel files need one line per manifest entry"
+        )
+    return lines
 
 
 def _utterance_id(rel_path: str) -> str:
@@ -260,6 +287,7 @@ FORMATS = (
                  lambda p: [p.stem] if p.is_file() else [m.stem for m in manifest_files(p)],
                  lambda p, split, log: read_fairseq(_fairseq_tsv(p, split), log)),
     CorpusFormat("hf-datasets", lambda p: p.is_dir() and is_hf_dataset(p), hf_splits, read_hf_dataset),
+    CorpusFormat("speech-commands", is_speech_commands, speech_commands_splits, read_speech_commands),
     CorpusFormat("audiofolder", lambda p: p.is_dir() and bool(audiofolder_splits(p)),
                  lambda p: list(audiofolder_splits(p)), lambda p, split, log: read_audiofolder(audiofolder_splits(p)[split], log)),
     CorpusFormat("librispeech", lambda p: p.is_dir() and bool(librispeech_splits(p)),

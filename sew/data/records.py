@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Utterance:
-    """One item: id, audio (a path, or the file's bytes), 16 kHz length, transcript or None."""
+    """One item: id, audio (a path, or the file's bytes), 16 kHz length, transcript or None, class label or None."""
 
     id: str
     path: str  # the audio file; for embedded audio, a name used in reports
@@ -15,6 +15,7 @@ class Utterance:
     transcript: str | None = None
     line: int | None = None  # where the item is listed in its manifest (1-based), for reports
     audio_bytes: bytes | None = field(default=None, repr=False, compare=False)
+    label: str | None = None  # the utterance's class (keyword, speaker, ...) for classification corpora
 
     @property
     def audio(self) -> str | bytes:
@@ -29,7 +30,7 @@ class Corpus:
     utterances: list[Utterance]
     split: str
     source: str  # the file or directory read
-    format: str  # "fairseq", "librispeech", "audiofolder" or "hf-datasets"
+    format: str  # "fairseq", "hf-datasets", "speech-commands", "audiofolder" or "librispeech"
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -45,5 +46,21 @@ class Corpus:
     def has_transcripts(self) -> bool:
         return any(u.transcript is not None for u in self.utterances)
 
+    @property
+    def has_labels(self) -> bool:
+        return any(u.label is not None for u in self.utterances)
+
+    def labels(self) -> list[str]:
+        """The class labels present, sorted and unique (empty for a corpus without labels)."""
+        return sorted({u.label for u in self.utterances if u.label is not None})
+
     def total_seconds(self) -> float:
         return sum(u.num_samples or 0 for u in self.utterances) / 16000.0
+
+
+def clean_label(value) -> str | None:
+    """A label as stored: ``str(value)`` stripped, line breaks and tabs as spaces; None when empty or missing."""
+    if value is None:
+        return None
+    text = " ".join(str(value).replace("\t", " ").splitlines()).strip()
+    return text or None

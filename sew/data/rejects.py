@@ -26,11 +26,13 @@ MISSING_FILE = "missing file"
 TOO_SHORT = "too short"
 TOO_LONG = "too long"
 NO_TRANSCRIPT = "missing or empty transcript"
+NO_LABEL = "missing or empty label"
+UNKNOWN_LABEL = "unknown label"
 OUT_OF_VOCABULARY = "characters outside the vocabulary"
 MALFORMED_LINE = "malformed manifest line"
 
 REASONS = (UNREADABLE, TRUNCATED, EMPTY, NON_FINITE, MISSING_FILE, TOO_SHORT, TOO_LONG,
-           NO_TRANSCRIPT, OUT_OF_VOCABULARY, MALFORMED_LINE)
+           NO_TRANSCRIPT, NO_LABEL, UNKNOWN_LABEL, OUT_OF_VOCABULARY, MALFORMED_LINE)
 
 # What to do about each reason, appended to the strict-mode error.
 _FIXES = {
@@ -42,6 +44,8 @@ _FIXES = {
     TOO_SHORT: "remove the utterance or lower the minimum duration",
     TOO_LONG: "split the utterance or raise the maximum duration / max_tokens",
     NO_TRANSCRIPT: "add the transcript or remove the utterance",
+    NO_LABEL: "add the utterance's class label (every utterance of a labelled corpus needs one) or remove it",
+    UNKNOWN_LABEL: "train a model over this label too, or remove the utterance",
     OUT_OF_VOCABULARY: "rebuild the vocabulary from transcripts that contain these characters",
     MALFORMED_LINE: "fix the line (fairseq manifests hold 'relative/path<TAB>num_samples')",
 }

@@ -7,7 +7,8 @@ utterance gets one of ``VOICES`` and a random rate and pitch.
 
 Determinism: eSpeak NG keeps state across utterances inside the library that no call
 resets, so utterances are synthesized in fixed chunks of ``CHUNK`` and each chunk runs in a
-fresh process. The output is then the same byte for byte whatever the number of workers.
+fresh process (``run_chunks``, also used by ``sew.data.tasks``). The output is then the same
+byte for byte whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import soxr
@@ -87,16 +89,20 @@ def render(wave_int16: np.ndarray, rate: int) -> np.ndarray:
     return wave[max(loud[0] - margin, 0): loud[-1] + margin + 1]
 
 
-def _synthesize_chunk(job: tuple[str, list[SynthItem]]) -> list[int]:
-    """Worker (a fresh process per chunk): write each item's FLAC, return their lengths."""
+def synthesize_chunk(job: tuple[str, list[SynthItem]]) -> list[int]:
+    """Worker (a fresh process per chunk): write each item's FLAC, return their lengths. An item with a
+    ``peak_db`` (the speaker-identification task's) is scaled to that peak level."""
     from sew.data.espeak import get_synthesizer
 
     out_dir, items = job
     synth = get_synthesizer()
-    synth.lib.espeak_ng_SetRandSeed(0)
+    synth.reset_random(0)
     lengths = []
     for item in items:
         wave = render(synth.synthesize(item.text, item.voice, item.rate, item.pitch), synth.sample_rate)
+        peak_db = getattr(item, "peak_db", None)
+        if peak_db is not None:
+            wave = wave * (10 ** (peak_db / 20) / max(float(np.abs(wave).max()), 1e-6))
         write_flac(Path(out_dir) / "audio" / item.split / f"{item.id}.flac", wave)
         lengths.append(len(wave))
     return lengths
@@ -113,19 +119,12 @@ def synthesize_corpus(out_dir: str | Path, minutes: float = DEFAULT_MINUTES, see
     if minutes <= 0:
         raise ValueError(f"--minutes must be positive, got {minutes}")
     out = Path(out_dir)
-    workers = workers or _available_cores()
+    workers = workers or available_cores()
     start = time.perf_counter()
     items = plan_corpus(minutes, seed, eval_minutes)
     chunks = [items[i:i + CHUNK] for i in range(0, len(items), CHUNK)]
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
-    lengths: list[int] = []
-    bar = tqdm(total=len(items), desc="synthesize", unit="utt", disable=None if progress else True)
-    # maxtasksperchild=1: every chunk starts from a pristine eSpeak NG (see the module docstring).
-    with multiprocessing.get_context(method).Pool(min(workers, len(chunks)), maxtasksperchild=1) as pool:
-        for chunk_lengths in pool.imap(_synthesize_chunk, [(str(out), chunk) for chunk in chunks]):
-            lengths += chunk_lengths
-            bar.update(len(chunk_lengths))
-    bar.close()
+    lengths = run_chunks(synthesize_chunk, [(str(out), chunk) for chunk in chunks], workers, total=len(items),
+                         progress=progress)
     info = {"generator": "sew.data.synth", "version": VERSION, "seed": seed, "minutes": minutes,
             "sample_rate": SAMPLE_RATE, "voices": VOICES, "rate_wpm": list(RATE_WPM), "pitch": list(PITCH),
             "splits": {}}
@@ -145,20 +144,41 @@ def synthesize_corpus(out_dir: str | Path, minutes: float = DEFAULT_MINUTES, see
     return info
 
 
-def cache_dir() -> Path:
-    """``$SEW_CACHE`` or ``~/.cache/sew``."""
-    return Path(os.environ.get("SEW_CACHE") or Path.home() / ".cache" / "sew")
+def run_chunks(worker: Callable[[tuple], list], jobs: list[tuple], workers: int, *, total: int | None = None,
+               progress: bool = True, desc: str = "synthesize") -> list:
+    """``worker(job)`` for every job, each job in a fresh process that never ran eSpeak NG before;
+    the lists the jobs return, concatenated in job order (the progress bar counts their items)."""
+    from sew.data import espeak
+
+    if not jobs:
+        return []
+    if not sys.platform.startswith("linux"):
+        context = multiprocessing.get_context("spawn")
+    elif espeak.in_use():  # a fork would inherit this process's eSpeak NG state: fork from a clean server
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([worker.__module__])
+    else:
+        context = multiprocessing.get_context("fork")
+    results: list = []
+    bar = tqdm(total=total, desc=desc, unit="utt", disable=None if progress else True)
+    # maxtasksperchild=1: every chunk starts from a pristine eSpeak NG (see the module docstring).
+    with context.Pool(min(workers, len(jobs)), maxtasksperchild=1) as pool:
+        for part in pool.imap(worker, jobs):
+            results += part
+            bar.update(len(part))
+    bar.close()
+    return results
 
 
-def default_corpus(minutes: float = DEFAULT_MINUTES, seed: int = 0, progress: bool = True) -> Path:
-    """The built-in corpus directory, generated into the cache on first use and reused after."""
-    final = cache_dir() / "corpus" / f"synth-v{VERSION}-m{minutes:g}-s{seed}"
+def cached(final: Path, make: Callable[[Path], object], what: str) -> Path:
+    """``final``, made first when it has no ``corpus.json`` yet: ``make(tmp)`` writes into a temporary
+    directory beside it (``corpus.json`` last), renamed into place once complete."""
     if (final / "corpus.json").is_file():
         return final
     tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    print(f"generating the built-in corpus into {final} (once)", file=sys.stderr)
-    synthesize_corpus(tmp, minutes, seed, progress=progress, log=lambda s: print(s, file=sys.stderr))
+    print(f"generating {what} into {final} (once)", file=sys.stderr)
+    make(tmp)
     try:
         tmp.rename(final)  # atomic: a concurrent run either wins or finds ours complete
     except OSError:
@@ -168,7 +188,20 @@ def default_corpus(minutes: float = DEFAULT_MINUTES, seed: int = 0, progress: bo
     return final
 
 
-def _available_cores() -> int:
+def cache_dir() -> Path:
+    """``$SEW_CACHE`` or ``~/.cache/sew``."""
+    return Path(os.environ.get("SEW_CACHE") or Path.home() / ".cache" / "sew")
+
+
+def default_corpus(minutes: float = DEFAULT_MINUTES, seed: int = 0, progress: bool = True) -> Path:
+    """The built-in corpus directory, generated into the cache on first use and reused after."""
+    final = cache_dir() / "corpus" / f"synth-v{VERSION}-m{minutes:g}-s{seed}"
+    return cached(final, lambda tmp: synthesize_corpus(tmp, minutes, seed, progress=progress,
+                                                       log=lambda s: print(s, file=sys.stderr)),
+                  "the built-in corpus")
+
+
+def available_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:
