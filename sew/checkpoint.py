@@ -1,7 +1,8 @@
 """Saving and loading models: safetensors weights plus a JSON config, written atomically.
 
-Our directory format: ``sew_config.json`` (the ``EncoderConfig`` and any extra metadata) and
-``model.safetensors``. ``load_model`` also reads Hugging Face directories (see ``sew.interop``).
+Our directory format: ``sew_config.json`` (the ``EncoderConfig`` under "model", a classifier's
+``ClassifierConfig`` under "classifier", and any extra metadata) and ``model.safetensors``.
+``load_model`` also reads Hugging Face directories (see ``sew.interop``).
 Nothing is ever unpickled except through ``torch.load(weights_only=True)``.
 """
 
@@ -11,9 +12,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sew.config import from_mapping
 from sew.files import load_checked, read_state_dict, save_tensors, write_json
 from sew.hub import resolve_model_dir
 from sew.interop import load_hf_directory
+from sew.models.classifier import ClassifierConfig, SequenceClassifier
 from sew.models.config import EncoderConfig
 from sew.models.encoder import SpeechEncoder
 
@@ -23,20 +26,32 @@ FORMAT_VERSION = 1
 
 
 def save_model(model, path: str | Path, **extra: Any) -> None:
-    """Write ``model`` (a ``SpeechEncoder``) to directory ``path``; ``extra`` goes into the JSON."""
+    """Write ``model`` (a ``SpeechEncoder`` or a ``SequenceClassifier``) to directory ``path``;
+    ``extra`` goes into the JSON."""
     path = Path(path)
+    meta: dict[str, Any] = {"format_version": FORMAT_VERSION, "model": model.config.to_dict()}
+    if isinstance(model, SequenceClassifier):
+        meta["classifier"] = model.head_config.to_dict()
+    reserved = sorted(set(extra) & set(meta))
+    if reserved:
+        raise ValueError(f"save_model: extra metadata may not use the reserved keys {', '.join(reserved)}")
     path.mkdir(parents=True, exist_ok=True)
     save_tensors(path / WEIGHTS_NAME, model.state_dict(), metadata={"format": "sew"})
-    write_json(path / CONFIG_NAME, {"format_version": FORMAT_VERSION, "model": model.config.to_dict(), **extra})
+    write_json(path / CONFIG_NAME, {**meta, **extra})
 
 
 def load_sew_directory(directory: Path):
-    """A ``SpeechEncoder`` from our own format."""
+    """A ``SpeechEncoder`` from our own format, or a ``SequenceClassifier`` when it has a "classifier" section."""
+    source = str(directory / CONFIG_NAME)
     meta = json.loads((directory / CONFIG_NAME).read_text())
     if "model" not in meta:
-        raise ValueError(f"{directory / CONFIG_NAME}: no 'model' section; is this a sew model directory?")
-    config = EncoderConfig.from_dict(meta["model"], str(directory / CONFIG_NAME))
-    model = SpeechEncoder(config)
+        raise ValueError(f"{source}: no 'model' section; is this a sew model directory?")
+    config = EncoderConfig.from_dict(meta["model"], source)
+    if meta.get("classifier") is not None:
+        head = from_mapping(ClassifierConfig, meta["classifier"], f"{source}: classifier")
+        model = SequenceClassifier(config, head)
+    else:
+        model = SpeechEncoder(config)
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():
         raise ValueError(f"{directory}: {CONFIG_NAME} found but no {WEIGHTS_NAME}")

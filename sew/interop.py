@@ -2,6 +2,9 @@
 
 Configs are translated field by field and weights key by key (``KEY_MAP``); nothing from
 ``transformers`` is imported, so loading works without it and without network access.
+``*ForSequenceClassification`` directories load as a ``SequenceClassifier`` (the base model's
+weights under ``encoder.``, ``layer_weights`` / ``projector`` / ``classifier`` as they are), and
+``export_hf`` writes a classifier as one.
 """
 
 from __future__ import annotations
@@ -14,12 +17,17 @@ from typing import Any
 import torch
 
 from sew.files import find_weights, load_checked, read_state_dict, save_tensors, write_json
+from sew.models.classifier import ClassifierConfig, SequenceClassifier
 from sew.models.config import EncoderConfig
+from sew.models.encoder import SpeechEncoder
 
 HF_MODEL_TYPES = {"sew": "sew", "sew-d": "sew-d", "sew_d": "sew-d", "wav2vec2": "wav2vec2"}
 HF_PREFIXES = ("sew.", "sew_d.", "sew-d.", "wav2vec2.")
 # Weights of HF heads we do not build (pretraining quantiser, classifiers): skipped on load.
 IGNORED_HF_KEYS = ("quantizer.", "project_q.", "project_hid.", "projector.", "classifier.", "layer_weights")
+# The head of *ForSequenceClassification: the same names in our SequenceClassifier.
+HF_CLASSIFIER_KEYS = ("layer_weights", "projector.", "classifier.")
+BASE_PREFIX = {"sew": "sew.", "sew-d": "sew_d.", "wav2vec2": "wav2vec2."}
 
 _LAYER = "context.transformer.layers.{i}."
 _W2V_LAYERS = [
@@ -204,44 +212,97 @@ def state_dict_from_hf(state: dict[str, torch.Tensor], family: str) -> dict[str,
 def state_dict_to_hf(state: dict[str, torch.Tensor], family: str, with_head: bool) -> dict[str, torch.Tensor]:
     """Our weights -> HF names (with the base-model prefix when there is a CTC head)."""
     names = rename_keys(state, family, to_hf=True)
-    prefix = {"sew": "sew.", "sew-d": "sew_d.", "wav2vec2": "wav2vec2."}[family] if with_head else ""
+    prefix = BASE_PREFIX[family] if with_head else ""
     return {(v if v.startswith("lm_head.") else prefix + v): state[k] for k, v in names.items()}
 
 
-def load_hf_directory(directory: Path):
-    """A ``SpeechEncoder`` from a ``transformers`` model directory (config.json + weights)."""
-    from sew.models.encoder import SpeechEncoder
+def is_classification(hf: dict[str, Any], state: dict[str, torch.Tensor]) -> bool:
+    """A ``*ForSequenceClassification`` directory: by its architectures, else by its classifier weights."""
+    architectures = hf.get("architectures") or []
+    if architectures:
+        return any("ForSequenceClassification" in str(a) for a in architectures)
+    return "classifier.weight" in state
 
+
+def classifier_config_from_hf(hf: dict[str, Any], head: dict[str, torch.Tensor],
+                              source: str = "config.json") -> ClassifierConfig:
+    """The head of a ``*ForSequenceClassification`` config: labels from ``id2label`` ordered by id."""
+    num_labels = head["classifier.weight"].shape[0] if "classifier.weight" in head else None
+    id2label = hf.get("id2label") or {}
+    if id2label:
+        try:
+            by_id = {int(k): str(v) for k, v in id2label.items()}
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{source}: id2label keys must be class ids 0..n-1, found {sorted(id2label)}") from err
+        if sorted(by_id) != list(range(len(by_id))):
+            raise ValueError(f"{source}: id2label keys must be class ids 0..n-1, found {sorted(by_id)}")
+        labels = [by_id[i] for i in range(len(by_id))]
+        if num_labels is not None and len(labels) != num_labels:
+            raise ValueError(f"{source}: id2label names {len(labels)} labels but the classifier weights "
+                             f"have {num_labels} outputs")
+    else:
+        n = num_labels if num_labels is not None else int(hf.get("num_labels", 2))
+        labels = [f"LABEL_{i}" for i in range(n)]
+    try:
+        return ClassifierConfig(labels=labels, use_weighted_layer_sum=bool(hf.get("use_weighted_layer_sum", False)),
+                                proj_size=int(hf.get("classifier_proj_size", 256)))
+    except ValueError as err:
+        raise ValueError(f"{source}: {err}") from err
+
+
+def load_hf_directory(directory: Path):
+    """A ``SpeechEncoder`` from a ``transformers`` model directory (config.json + weights), or a
+    ``SequenceClassifier`` from a ``*ForSequenceClassification`` one."""
     source = directory / "config.json"
     hf = json.loads(source.read_text())
     config = config_from_hf(hf, str(source))
     weights = find_weights(directory)
     if weights is None:
         raise ValueError(f"{directory}: config.json found but no model.safetensors or pytorch_model.bin")
-    state = state_dict_from_hf(read_state_dict(weights), config.family)
+    raw = read_state_dict(weights)
+    head: dict[str, torch.Tensor] | None = None
+    if is_classification(hf, raw):
+        head = {k: v for k, v in raw.items() if k.startswith(HF_CLASSIFIER_KEYS)}
+        raw = {k: v for k, v in raw.items() if k not in head}
+    state = state_dict_from_hf(raw, config.family)
     if "ctc_head.proj.weight" in state:
         config = config.replace(vocab_size=state["ctc_head.proj.weight"].shape[0])
     if (directory / "preprocessor_config.json").is_file():
         pre = json.loads((directory / "preprocessor_config.json").read_text())
         config = config.replace(normalize_waveform=bool(pre.get("do_normalize", False)))
-    model = SpeechEncoder(config)
+    if head is None:
+        model = encoder = SpeechEncoder(config)
+    else:
+        model = SequenceClassifier(config, classifier_config_from_hf(hf, head, str(source)))
+        encoder = model.encoder
     if "mask_embedding" not in state:  # HF omits it when SpecAugment was off; keep our init
-        state["mask_embedding"] = model.mask_embedding.detach().clone()
+        state["mask_embedding"] = encoder.mask_embedding.detach().clone()
+    if head is not None:
+        state = {**{"encoder." + k: v for k, v in state.items()}, **head}
     load_checked(model, state, str(weights))
     return model
 
 
 def export_hf(model, path: str | Path, vocab=None) -> Path:
-    """Write ``model`` as a ``transformers`` directory that ``AutoModel``/``AutoModelForCTC`` load.
+    """Write ``model`` as a ``transformers`` directory that ``AutoModel``/``AutoModelForCTC`` load,
+    or, for a ``SequenceClassifier``, ``AutoModelForAudioClassification``.
 
     With ``vocab`` (a ``sew.data.text.Vocabulary``, or a vocab.json path or its directory) the
     tokenizer files are written too, so ``Wav2Vec2Processor.from_pretrained`` loads the directory.
     """
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
     cfg = model.config
-    write_json(path / "config.json", config_to_hf(cfg))
-    tensors = state_dict_to_hf(model.state_dict(), cfg.family, with_head=cfg.vocab_size is not None)
+    if isinstance(model, SequenceClassifier):
+        if vocab is not None:
+            raise ValueError("export_hf: a classifier has no CTC vocabulary; pass vocab=None")
+        hf_config = classifier_config_to_hf(model)
+        tensors = state_dict_to_hf(model.encoder.state_dict(), cfg.family, with_head=True)
+        tensors.update({k: v for k, v in model.state_dict().items() if k.startswith(HF_CLASSIFIER_KEYS)})
+    else:
+        hf_config = config_to_hf(cfg)
+        tensors = state_dict_to_hf(model.state_dict(), cfg.family, with_head=cfg.vocab_size is not None)
+    path.mkdir(parents=True, exist_ok=True)
+    write_json(path / "config.json", hf_config)
     save_tensors(path / "model.safetensors", tensors, metadata={"format": "pt"})
     write_json(path / "preprocessor_config.json", {
         "feature_extractor_type": "Wav2Vec2FeatureExtractor", "feature_size": 1, "sampling_rate": 16000,
@@ -252,6 +313,20 @@ def export_hf(model, path: str | Path, vocab=None) -> Path:
     if vocab is not None:
         write_tokenizer(path, vocab, cfg.vocab_size)
     return path
+
+
+def classifier_config_to_hf(model: SequenceClassifier) -> dict[str, Any]:
+    """The config.json of a ``*ForSequenceClassification`` for ``model``."""
+    out = config_to_hf(model.config)
+    base = {"sew": "SEW", "sew-d": "SEWD", "wav2vec2": "Wav2Vec2"}[model.config.family]
+    labels, head = model.labels, model.head_config
+    out.update(
+        architectures=[f"{base}ForSequenceClassification"], num_labels=len(labels),
+        id2label={str(i): label for i, label in enumerate(labels)},
+        label2id={label: i for i, label in enumerate(labels)},
+        use_weighted_layer_sum=head.use_weighted_layer_sum, classifier_proj_size=head.proj_size,
+    )
+    return out
 
 
 def write_tokenizer(path: Path, vocab, vocab_size: int | None) -> None:

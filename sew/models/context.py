@@ -112,8 +112,6 @@ class Wav2Vec2ContextNetwork(nn.Module):
         x = self.dropout(x)
         key_mask = None if lengths is None else attention_key_mask(lengths, x.shape[1])
         x, states = self.transformer(x, key_mask, return_states)
-        if self.norm_first:
-            x = self.norm(x)
-            if states is not None:
-                states[-1] = x
+        if self.norm_first:  # pre-LN: the final norm is the output's; states[-1] stays the last layer's own
+            x = self.norm(x)   # output, as transformers 5 returns it (and weights it in its classifiers)
         return (x if mask is None else x.masked_fill(~mask[..., None], 0.0)), states
