@@ -17,9 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sew.data.audio import AudioError, load_audio
+from sew.data.audio import load_input
 
-SILENCE_PEAK = 1e-4  # below this peak amplitude a file counts as silent
 
 
 @torch.no_grad()
@@ -70,25 +69,13 @@ class Transcript:
 def transcribe_files(model, decoder, paths: Iterable[str], *, chunk_seconds: float = 30.0,
                      context_seconds: float = 5.0, device: str | torch.device = "cpu") -> Iterator[Transcript]:
     """Transcribe each file; a bad file yields a ``Transcript`` with ``text=None`` and the reason, never raises."""
-    rf = model.config.receptive_field
     for path in paths:
-        try:
-            wave, _ = load_audio(path)
-        except FileNotFoundError:
-            yield Transcript(path, None, message="file not found")
+        wave, seconds, message = load_input(path, model.config.receptive_field)
+        if wave is None:
+            yield Transcript(path, None, seconds, message)
             continue
-        except AudioError as err:
-            yield Transcript(path, None, message=f"{err.reason}: {err.detail}" if getattr(err, "detail", None)
-                             else str(err))
-            continue
-        seconds = len(wave) / 16000.0
-        if len(wave) < rf:
-            yield Transcript(path, None, seconds, f"too short: {seconds * 1000:.0f} ms, the model needs at least "
-                                                  f"{rf / 16:.0f} ms ({rf} samples at 16 kHz)")
-            continue
-        message = None
-        if float(np.abs(wave).max()) < SILENCE_PEAK:
-            message = f"silent audio (peak amplitude {float(np.abs(wave).max()):.1e}); the transcript is empty"
+        if message:
+            message += "; the transcript is empty"
         logits = chunked_logits(model, torch.from_numpy(np.ascontiguousarray(wave)), chunk_seconds=chunk_seconds,
                                 context_seconds=context_seconds, device=device)
         text = decoder(logits[None])[0]

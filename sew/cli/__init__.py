@@ -12,7 +12,8 @@ import sys
 
 from sew.runtime import keep_freed_memory
 
-COMMANDS = ["models", "convert", "data", "pretrain", "finetune", "eval", "transcribe", "bench", "export"]
+COMMANDS = ["models", "convert", "data", "pretrain", "finetune", "eval", "transcribe", "classify", "features", "bench",
+            "export"]
 
 
 def build_parser() -> argparse.ArgumentParser:

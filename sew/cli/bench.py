@@ -138,6 +138,8 @@ def run_main(args) -> int:
     device = pick_device(args.device)
     if args.profile == "paper":
         results = run_paper_profile(args, device)
+    elif args.profile == "downstream":
+        results = run_downstream_profile(args, device)
     else:
         profile = PROFILES[args.profile]
         changes = {k: v for k, v in (("models", args.models), ("budget_minutes", args.max_minutes),
@@ -154,7 +156,10 @@ def run_main(args) -> int:
         print(f"updated {args.results_page}")
     regressed = 0
     if args.compare:
-        problems = compare(results, load_results(args.compare), args.tolerance)
+        from sew.bench.downstream import compare_downstream
+
+        check = compare_downstream if results.get("profile_name") == "downstream" else compare
+        problems = check(results, load_results(args.compare), args.tolerance)
         if problems:
             print(f"\nworse than {args.compare} by more than {args.tolerance}%:")
             print("\n".join(f"  - {line}" for line in problems))
@@ -162,6 +167,25 @@ def run_main(args) -> int:
             print(f"\nno regression against {args.compare} (tolerance {args.tolerance}%)")
         regressed = 1 if problems else 0
     return regressed or (1 if results["failures"] else 0)
+
+
+def run_downstream_profile(args, device: str) -> dict:
+    """Classification on the built-in tasks (``sew.bench.downstream``)."""
+    from sew.bench.downstream import DownstreamProfile, run_downstream
+
+    if args.data is not None:
+        raise ValueError("--profile downstream runs on its built-in tasks; drop --data (train on a corpus of your own "
+                         "with sew finetune --task classify --data CORPUS)")
+    profile = DownstreamProfile()
+    for option, name in (("models", "models"), ("max_minutes", "budget_minutes"),
+                         ("speed_utterances", "speed_utterances"), ("pretrain_minutes", "pretrain_minutes"),
+                         ("tasks", "tasks"), ("modes", "modes")):
+        if getattr(args, option, None) is not None:
+            setattr(profile, name, getattr(args, option))
+    print(f"sew bench: profile downstream ({profile.notes}); models {', '.join(profile.models)}; "
+          f"{profile.budget_minutes:g} min per run", flush=True)
+    _, results = run_downstream(profile, args.out, seed=args.seed, device=device, progress=not args.no_progress)
+    return results
 
 
 def run_paper_profile(args, device: str) -> dict:
@@ -225,10 +249,18 @@ def add_parser(sub) -> None:
                                    "SEW, SEW-D and wav2vec 2.0 and write results/<timestamp>/results.json, "
                                    "results.md and pareto.png. Exit code 1 when a part failed (recorded in the "
                                    "results) or --compare finds a regression.")
-    p.add_argument("--profile", default="quick", choices=["quick", "paper"],
+    p.add_argument("--profile", default="quick", choices=["quick", "paper", "downstream"],
                    help="quick: micro presets on the built-in corpus, < 30 min on 2 CPU cores; paper: the released "
                         "LibriSpeech-100h checkpoints (Hub ids) scored on --data's dev-other / test-other and timed "
-                        "under the paper's protocol (default: quick)")
+                        "under the paper's protocol; downstream: keyword spotting and speaker identification, "
+                        "fine-tuned and probed, < 45 min on 2 CPU cores (default: quick)")
+    p.add_argument("--tasks", nargs="+", default=None, choices=["kws", "speaker-id"],
+                   help="downstream profile: built-in tasks to run (default: both)")
+    p.add_argument("--modes", nargs="+", default=None, choices=["finetune", "probe", "probe-random", "logmel"],
+                   help="downstream profile: kinds of run (default: all four)")
+    p.add_argument("--pretrain-minutes", type=float, default=None,
+                   help="downstream profile: quick pretraining budget of the probed encoders, cached outside the "
+                        "profile's time (default: 10)")
     add_common(p, "profile")
     p.add_argument("--speed-utterances", type=int, default=None,
                    help="utterances in the speed set (default: the profile's; paper: 200 of dev-other, 0 for all)")

@@ -54,6 +54,14 @@ def evaluate_model(model_dir, data, split: str, out_dir, *, vocab_path=None, dec
 
 
 def run(args) -> int:
+    from sew.classify.predict import evaluate_classifier_model, is_classifier
+
+    if is_classifier(args.model):
+        summary = evaluate_classifier_model(args.model, args.data, args.split, args.out, device=args.device,
+                                            max_tokens=int(args.batch_seconds * 16000), strict=args.strict)
+        if args.json:
+            print(json.dumps({k: v for k, v in summary.items() if k != "per_class"}, indent=2))
+        return 0
     summary = evaluate_model(args.model, args.data, args.split, args.out, vocab_path=args.vocab, decoder_args=args,
                              device=args.device, max_tokens=int(args.batch_seconds * 16000), strict=args.strict,
                              backend=args.backend, onnx_file=args.onnx_file)
@@ -79,12 +87,14 @@ def add_decoder_options(p) -> None:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("eval", help="word and character error rates of a CTC model on a corpus",
+    p = sub.add_parser("eval", help="error rates of a CTC model, or accuracy of a classifier, on a corpus",
                        description="Decode a corpus split in length-sorted padded batches (greedy CTC, or beam search "
-                                   "with an optional KenLM model) and report WER and CER (jiwer). Writes "
-                                   "OUT/metrics.json and OUT/utterances.tsv (reference, hypothesis, errors).")
+                                   "with an optional KenLM model) and report WER and CER (jiwer); writes "
+                                   "OUT/metrics.json and OUT/utterances.tsv (reference, hypothesis, errors). A "
+                                   "classification model reports accuracy and macro-F1 and also writes OUT/confusion.png "
+                                   "(its default --data is the built-in keyword-spotting task).")
     p.add_argument("--model", required=True, help="model directory or Hugging Face Hub id (ORG/NAME[@REVISION]) with a "
-                                                  "CTC head and vocab.json")
+                                                  "CTC head and vocab.json, or a classification head")
     add_data(p)
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
     p.add_argument("--out", default=None, help="directory for metrics.json and utterances.tsv (default: MODEL/eval-SPLIT; "

@@ -1,0 +1,99 @@
+"""The log-mel baseline: the classification head of ``SequenceClassifier`` on 80 log-mel filterbanks.
+
+The reference point of the downstream benchmark's frozen probes (SUPERB's FBANK row): 25 ms windows
+every 10 ms, a per-frame LayerNorm (keeps the spectral shape, drops the level), then the same
+projector, mean pooling over valid frames and linear classifier as the encoders' probes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from sew.files import save_tensors, write_json
+from sew.models.lengths import lengths_to_mask
+
+CONFIG_NAME = "logmel_config.json"
+
+
+@dataclass
+class LogMelConfig:
+    labels: list[str] = field(default_factory=list)
+    n_mels: int = 80
+    proj_size: int = 256
+    n_fft: int = 400
+    hop: int = 160
+
+    def to_dict(self) -> dict:  # what the trainer's checkpoints store as the model's config
+        return dict(vars(self))
+
+
+def mel_filters(n_mels: int, n_fft: int, sample_rate: int = 16000) -> torch.Tensor:
+    """HTK-mel triangular filters ``[n_fft // 2 + 1, n_mels]`` from 0 Hz to Nyquist."""
+    mel = lambda f: 2595.0 * np.log10(1.0 + f / 700.0)  # noqa: E731
+    edges = 700.0 * (10 ** (np.linspace(0.0, mel(sample_rate / 2), n_mels + 2) / 2595.0) - 1.0)
+    freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (freqs[None] - lower) / (centre - lower)
+    falling = (upper - freqs[None]) / (upper - centre)
+    return torch.tensor(np.maximum(0.0, np.minimum(rising, falling)).T, dtype=torch.float32)
+
+
+class LogMelClassifier(nn.Module):
+    """``forward(waveforms, lengths)`` -> an object with ``logits [batch, labels]`` (as ``SequenceClassifier``)."""
+
+    def __init__(self, config: LogMelConfig):
+        super().__init__()
+        self.config = config
+        self.register_buffer("filters", mel_filters(config.n_mels, config.n_fft), persistent=False)
+        self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
+        self.norm = nn.LayerNorm(config.n_mels)
+        self.projector = nn.Linear(config.n_mels, config.proj_size)
+        self.classifier = nn.Linear(config.proj_size, len(config.labels))
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.config.labels)
+
+    def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        return (torch.div(lengths - c.n_fft, c.hop, rounding_mode="floor") + 1).clamp(min=0)
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None, **_):
+        from sew.models.classifier import ClassifierOutput
+
+        c = self.config
+        if lengths is None:
+            lengths = torch.full((waveforms.shape[0],), waveforms.shape[1], device=waveforms.device)
+        frames = waveforms.unfold(1, c.n_fft, c.hop) * self.window  # [batch, frames, n_fft], no centre padding
+        power = torch.fft.rfft(frames, dim=-1).abs() ** 2
+        x = self.norm(torch.log(power @ self.filters + 1e-6))
+        frame_lengths = self.frame_lengths(lengths.to(waveforms.device))
+        mask = lengths_to_mask(frame_lengths, x.shape[1])[..., None].to(x.dtype)
+        pooled = (self.projector(x) * mask).sum(1) / frame_lengths.clamp(min=1)[:, None].to(x.dtype)
+        return ClassifierOutput(logits=self.classifier(pooled), pooled=pooled, lengths=frame_lengths)
+
+
+def save_logmel(model: LogMelClassifier, directory: str | Path, **meta) -> None:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_tensors(directory / "model.safetensors", model.state_dict(), metadata={"format": "sew-logmel"})
+    write_json(directory / CONFIG_NAME, {"logmel": vars(model.config), **meta})
+
+
+def load_logmel(directory: str | Path) -> LogMelClassifier:
+    """A baseline written by ``save_logmel``."""
+    import json
+
+    from sew.config import from_mapping
+    from sew.files import load_checked, read_state_dict
+
+    directory = Path(directory)
+    meta = json.loads((directory / CONFIG_NAME).read_text())
+    model = LogMelClassifier(from_mapping(LogMelConfig, meta["logmel"], str(directory / CONFIG_NAME)))
+    load_checked(model, read_state_dict(directory / "model.safetensors"), str(directory / "model.safetensors"))
+    return model
