@@ -139,8 +139,10 @@ def evaluate_classifier_model(model_dir, data, split: str, out_dir, *, device=No
     return s
 
 
-def write_predictions(predictions: Iterable[Prediction], out=sys.stdout) -> int:
-    """Print ``FILE<TAB>label:prob ...`` per file and errors on stderr; returns how many failed."""
+def write_predictions(predictions: Iterable[Prediction], out=None) -> int:
+    """Print ``FILE<TAB>label:prob ...`` per file (to ``out``, default stdout) and errors on stderr; returns
+    how many failed."""
+    out = out or sys.stdout  # looked up now: the stream may have been replaced since import
     failed = 0
     for p in predictions:
         if p.message:

@@ -77,7 +77,7 @@ def test_finetune_eval_and_classify_from_the_command_line(tone_corpus, tmp_path,
     rc = main(["classify", "--model", str(run / "final"), "--top", "2", str(good), str(tmp_path / "nope.wav"),
                str(short)])
     out, err = capsys.readouterr()
-    assert rc == 1
+    assert rc == 1, err
     line = out.strip().splitlines()
     assert len(line) == 1 and line[0].startswith(f"{good}\t")
     probs = [float(p.split(":")[1]) for p in line[0].split("\t")[1].split()]
