@@ -28,6 +28,7 @@ IGNORED_HF_KEYS = ("quantizer.", "project_q.", "project_hid.", "projector.", "cl
 # The head of *ForSequenceClassification: the same names in our SequenceClassifier.
 HF_CLASSIFIER_KEYS = ("layer_weights", "projector.", "classifier.")
 BASE_PREFIX = {"sew": "sew.", "sew-d": "sew_d.", "wav2vec2": "wav2vec2."}
+HF_CLASS_NAME = {"sew": "SEW", "sew-d": "SEWD", "wav2vec2": "Wav2Vec2"}  # e.g. SEWDForCTC
 
 _LAYER = "context.transformer.layers.{i}."
 _W2V_LAYERS = [
@@ -153,7 +154,7 @@ def config_from_hf(hf: dict[str, Any], source: str = "config.json") -> EncoderCo
 
 def config_to_hf(cfg: EncoderConfig) -> dict[str, Any]:
     """Translate an ``EncoderConfig`` into the dict of a ``transformers`` config.json."""
-    base = {"sew": "SEW", "sew-d": "SEWD", "wav2vec2": "Wav2Vec2"}[cfg.family]
+    base = HF_CLASS_NAME[cfg.family]
     out: dict[str, Any] = {
         "model_type": cfg.family,
         "architectures": [f"{base}ForCTC" if cfg.vocab_size else f"{base}Model"],
@@ -318,7 +319,7 @@ def export_hf(model, path: str | Path, vocab=None) -> Path:
 def classifier_config_to_hf(model: SequenceClassifier) -> dict[str, Any]:
     """The config.json of a ``*ForSequenceClassification`` for ``model``."""
     out = config_to_hf(model.config)
-    base = {"sew": "SEW", "sew-d": "SEWD", "wav2vec2": "Wav2Vec2"}[model.config.family]
+    base = HF_CLASS_NAME[model.config.family]
     labels, head = model.labels, model.head_config
     out.update(
         architectures=[f"{base}ForSequenceClassification"], num_labels=len(labels),

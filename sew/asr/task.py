@@ -18,7 +18,7 @@ from sew.asr.evaluate import evaluate
 from sew.checkpoint import save_model
 from sew.data.text import Vocabulary
 from sew.inference import optimize_for_cpu
-from sew.train.masking import MaskingConfig, compute_masks
+from sew.train.masking import MaskingConfig, batch_masks
 from sew.train.task import LossSums, TrainingTask
 
 
@@ -35,9 +35,7 @@ class CTCTask(TrainingTask):
     def loss(self, model, batch, update: int, micro: int, generator: torch.Generator) -> LossSums:
         """The utterances' CTC losses, each divided by its target length, summed (count: utterances)."""
         encoder = extract_model_from_parallel(model)
-        frames = int(encoder.output_lengths(torch.tensor([batch.waveforms.shape[1]]))[0])
-        frame_lengths = encoder.output_lengths(batch.lengths)
-        time_mask, channel_mask = compute_masks(self.masking, frame_lengths, frames, encoder.config.hidden_size, generator)
+        time_mask, channel_mask = batch_masks(self.masking, encoder, batch, generator)
         if update < self.freeze_finetune_updates:
             # Only the head trains: the encoder runs without building a graph.
             with torch.no_grad():

@@ -66,14 +66,13 @@ def train_run(task: str, model: str, mode: str, run_dir: Path, *, budget: float,
 
 def score(model_dir: Path, root: Path) -> dict:
     """Accuracy and macro-F1 of a trained model (an encoder classifier or the log-mel baseline) on ``test``."""
-    import sew
     from sew.classify.data import LabelDataset
     from sew.classify.evaluate import evaluate_classifier
     from sew.classify.logmel import CONFIG_NAME, load_logmel
+    from sew.classify.predict import load_classifier
     from sew.data.corpus import read_corpus
 
-    model = load_logmel(model_dir) if (model_dir / CONFIG_NAME).is_file() else sew.optimize_for_cpu(
-        sew.load_model(model_dir).eval())
+    model = load_logmel(model_dir) if (model_dir / CONFIG_NAME).is_file() else load_classifier(model_dir, "cpu")[0]
     dataset = LabelDataset(read_corpus(root, split="test"), model.labels)
     result = evaluate_classifier(model, dataset, model.labels)
     result.write(model_dir.parent / "eval-test")

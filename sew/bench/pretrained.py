@@ -7,8 +7,6 @@ cached ``final`` directory afterwards; the time it takes is not part of any prof
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 
@@ -19,25 +17,15 @@ def pretrained_dir(model: str, minutes: float, seed: int, recipe: str = "quick")
 
 
 def pretrained_encoder(model: str, minutes: float = 10.0, seed: int = 0, *, recipe: str = "quick",
-                       progress: bool = True, log=print) -> Path:
+                       progress: bool = True) -> Path:
     """The ``final`` encoder of a quick pretraining run of ``model`` (a preset), from the cache or trained now."""
+    from sew.data.synth import cached
     from sew.pretrain.recipe import load_recipe
     from sew.pretrain.run import pretrain
 
-    final = pretrained_dir(model, minutes, seed, recipe)
-    if (final / "final").is_dir():
-        return final / "final"
-    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    log(f"pretraining {model} with the {recipe} preset for {minutes:g} min (seed {seed}) into {final} (once, "
-        "outside the profile's budget)")
-    pretrain(load_recipe(recipe, [f"model={model}", f"train.seed={seed}", f"train.max_minutes={minutes}"]),
-             None, tmp, progress=progress)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        tmp.rename(final)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (final / "final").is_dir():
-            raise
-    return final / "final"
+    def run(tmp: Path) -> None:  # RUN/final is written last
+        pretrain(load_recipe(recipe, [f"model={model}", f"train.seed={seed}", f"train.max_minutes={minutes}"]),
+                 None, tmp, progress=progress)
+
+    what = f"{model} pretrained with the {recipe} preset for {minutes:g} min (seed {seed}; outside any profile's budget)"
+    return cached(pretrained_dir(model, minutes, seed, recipe), run, what, done="final") / "final"

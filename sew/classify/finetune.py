@@ -102,10 +102,9 @@ def build_classifier_model(recipe: ClassifyRecipe, labels: list[str]):
     if isinstance(source, SequenceClassifier) and source.labels == list(labels) and not recipe.model_overrides:
         return source
     encoder = source.encoder if isinstance(source, SequenceClassifier) else source
-    weights = {k: v for k, v in encoder.state_dict().items() if not k.startswith("ctc_head.")}
-    rebuilt = sew.SpeechEncoder(encoder.config.replace(vocab_size=None, **recipe.model_overrides))
-    rebuilt.load_state_dict(weights)
-    return SequenceClassifier.from_encoder(rebuilt, head)
+    model = SequenceClassifier(encoder.config.replace(**recipe.model_overrides), head)  # drops any CTC head
+    model.encoder.load_state_dict({k: v for k, v in encoder.state_dict().items() if not k.startswith("ctc_head.")})
+    return model
 
 
 def finetune_classifier(recipe: ClassifyRecipe, data, run_dir, *, resume=None, strict: bool = False,

@@ -12,7 +12,7 @@ from accelerate.utils import extract_model_from_parallel
 from torch.nn import functional as F
 
 from sew.classify.evaluate import evaluate_classifier
-from sew.train.masking import MaskingConfig, compute_masks
+from sew.train.masking import MaskingConfig, batch_masks
 from sew.train.task import LossSums, TrainingTask
 
 
@@ -27,15 +27,12 @@ class ClassificationTask(TrainingTask):
 
     def loss(self, model, batch, update: int, micro: int, generator: torch.Generator) -> LossSums:
         """Summed cross-entropy of the batch's utterances (count: utterances); accuracy logged."""
-        inner = extract_model_from_parallel(model)
+        encoder = getattr(extract_model_from_parallel(model), "encoder", None)  # None: the log-mel baseline
         masks = {}
-        encoder = getattr(inner, "encoder", None)
-        if self.frozen_encoder and encoder is not None:
+        if encoder is not None and self.frozen_encoder:
             encoder.eval()  # features as the pretrained encoder computes them: no dropout
-        elif hasattr(inner, "output_lengths") and encoder is not None:
-            frames = int(inner.output_lengths(torch.tensor([batch.waveforms.shape[1]]))[0])
-            time_mask, channel_mask = compute_masks(self.masking, inner.output_lengths(batch.lengths), frames,
-                                                    encoder.config.hidden_size, generator)
+        elif encoder is not None:
+            time_mask, channel_mask = batch_masks(self.masking, encoder, batch, generator)
             masks = {"time_mask": time_mask, "channel_mask": channel_mask}
         logits = model(batch.waveforms, batch.lengths, **masks).logits.float()
         targets = batch.targets[:, 0]

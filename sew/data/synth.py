@@ -170,10 +170,10 @@ def run_chunks(worker: Callable[[tuple], list], jobs: list[tuple], workers: int,
     return results
 
 
-def cached(final: Path, make: Callable[[Path], object], what: str) -> Path:
-    """``final``, made first when it has no ``corpus.json`` yet: ``make(tmp)`` writes into a temporary
-    directory beside it (``corpus.json`` last), renamed into place once complete."""
-    if (final / "corpus.json").is_file():
+def cached(final: Path, make: Callable[[Path], object], what: str, done: str = "corpus.json") -> Path:
+    """``final``, made first when it has no ``done`` entry yet: ``make(tmp)`` writes into a temporary
+    directory beside it (``done`` last), renamed into place once complete."""
+    if (final / done).exists():
         return final
     tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -183,7 +183,7 @@ def cached(final: Path, make: Callable[[Path], object], what: str) -> Path:
         tmp.rename(final)  # atomic: a concurrent run either wins or finds ours complete
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
-        if not (final / "corpus.json").is_file():
+        if not (final / done).exists():
             raise
     return final
 

@@ -99,3 +99,10 @@ def compute_masks(cfg: MaskingConfig, frame_lengths: torch.Tensor, num_frames: i
 def update_generator(seed: int, update: int, rank: int = 0) -> torch.Generator:
     """A CPU generator for one update (and process): masks depend only on (seed, update, rank)."""
     return torch.Generator().manual_seed((int(seed) * 1_000_003 + int(update)) * 131 + int(rank))
+
+
+def batch_masks(cfg: MaskingConfig, model, batch, generator: torch.Generator):
+    """``compute_masks`` for a padded training ``batch`` at ``model``'s frame rate (``model`` has
+    ``output_lengths`` and ``config.hidden_size``: an encoder or a classifier)."""
+    frames = int(model.output_lengths(torch.tensor([batch.waveforms.shape[1]]))[0])
+    return compute_masks(cfg, model.output_lengths(batch.lengths), frames, model.config.hidden_size, generator)
