@@ -83,7 +83,7 @@ def evaluate(model, dataset: SpeechDataset, references: dict[str, str], decoder,
     summary = error_rates(refs, [hyps[i] for i in ids])
     seconds = time.perf_counter() - start
     summary.update(audio_seconds=round(audio, 2), decode_seconds=round(seconds, 2),
-                   skipped=len(dataset.ids) - len(ids))
+                   skipped=len(dataset.ids) - len(ids), empty_hypotheses=sum(not hyps[i].strip() for i in ids))
     table = []
     if rows:
         for utt_id, ref in zip(ids, refs):

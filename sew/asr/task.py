@@ -18,8 +18,16 @@ from sew.asr.evaluate import evaluate
 from sew.checkpoint import save_model
 from sew.data.text import Vocabulary
 from sew.inference import optimize_for_cpu
+from sew.models.lengths import lengths_to_mask
 from sew.train.masking import MaskingConfig, batch_masks
 from sew.train.task import LossSums, TrainingTask
+
+
+def empty_paths(logits: torch.Tensor, lengths: torch.Tensor, blank: int) -> float:
+    """Utterances whose greedy path over their valid frames is all blank (an empty hypothesis)."""
+    path = logits.argmax(-1)  # [B, T]
+    valid = lengths_to_mask(lengths.to(path.device), path.shape[1])
+    return float((~((path != blank) & valid).any(1)).sum())
 
 
 class CTCTask(TrainingTask):
@@ -46,7 +54,14 @@ class CTCTask(TrainingTask):
             logits = out.logits
         utterances = len(batch.lengths)
         mean = ctc_loss(logits, out.lengths, batch.targets, batch.target_lengths, blank=self.vocab.blank_id)
-        return LossSums(loss=mean * utterances, count=utterances)
+        return LossSums(loss=mean * utterances, count=utterances,
+                        sums={"empty": empty_paths(logits.detach(), out.lengths, self.vocab.blank_id)})
+
+    def health_monitor(self, cfg):
+        """The blank plateau and divergence (``sew.train.health``)."""
+        from sew.train.health import ctc_monitor
+
+        return ctc_monitor({k: getattr(cfg, k) for k in ("warmup_updates", "schedule", "phase_ratio", "max_update")})
 
     def validate(self, model) -> dict[str, float] | None:
         if self.valid is None:
@@ -57,7 +72,8 @@ class CTCTask(TrainingTask):
             model = optimize_for_cpu(model)
         result = evaluate(model, dataset, references, GreedyDecoder(self.vocab), max_tokens=self.valid_max_tokens,
                           device=device, rows=False)
-        return {"wer": result.summary["wer"], "cer": result.summary["cer"]}
+        s = result.summary
+        return {"wer": s["wer"], "cer": s["cer"], "empty": s["empty_hypotheses"] / max(s["utterances"], 1)}
 
     def save_model(self, model, directory, **meta) -> None:
         save_model(model, directory, finetune=self.config, **meta)

@@ -6,14 +6,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from sew.cli.options import (TRAINING_SHORTCUTS, add_training, pick_device, resume_arg, shortcut_values,
-                             training_accelerator)
+from sew.cli.options import (TRAINING_SHORTCUTS, add_training, check_run, pick_device, resume_arg,
+                             shortcut_values, training_accelerator)
 
 
 def run(args) -> int:
+    from sew.train.health import final_line, read_summary
     from sew.train.loop import TrainingDiverged
     from sew.train.setup import configure_threads
 
+    if args.check:
+        return check_run(args.check)
     classify = args.task == "classify"
     if classify:
         from sew.classify.finetune import finetune_classifier as finetune, load_recipe
@@ -40,20 +43,23 @@ def run(args) -> int:
                          progress=not args.no_progress, accelerator=accelerator)
     except TrainingDiverged as err:
         print(f"sew finetune: error: {err}", file=sys.stderr)
+        print(final_line(out))
         return 1
     best = f", best dev {recipe.train.best_metric} {state.best_metric:.4f} at update {state.best_update}" \
         if state.best_metric is not None else ""
     models = " and ".join(str(out / name) for name in ("best", "final") if (out / name).is_dir())
     print(f"finished: {state.update} updates in {state.elapsed_seconds / 60:.1f} min of training{best}; "
           f"model{'s' if ' and ' in models else ''} in {models}")
+    if not classify:
+        print(final_line(out))
     if args.test_split:
         data = args.data
         if classify and data is None:
             from sew.classify.finetune import task_root
 
             data = task_root(recipe, None)
-        return evaluate_split(out, data, args.test_split, device)
-    return 0
+        evaluate_split(out, data, args.test_split, device)
+    return 1 if (read_summary(out) or {}).get("stopped_by_health") else 0
 
 
 def evaluate_split(run_dir: Path, data, split: str, device: str) -> int:

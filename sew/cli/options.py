@@ -14,7 +14,8 @@ DATA_HELP = ("corpus: manifest directory, .tsv, LibriSpeech tree, audiofolder or
              "(default: the built-in synthetic corpus)")
 # Training shortcuts: option (argparse dest) -> the recipe field it sets.
 TRAINING_SHORTCUTS = {"max_update": "train.max_update", "max_minutes": "train.max_minutes", "lr": "train.lr",
-                      "mixed_precision": "train.mixed_precision", "seed": "train.seed"}
+                      "mixed_precision": "train.mixed_precision", "seed": "train.seed",
+                      "stop_on_health": "train.stop_on_health"}
 
 
 def add_data(p: argparse.ArgumentParser, help: str = DATA_HELP) -> None:
@@ -60,10 +61,26 @@ def add_training(p: argparse.ArgumentParser, run_dir_default: str, set_example: 
                    help="float32, bf16, or fp16 with loss scaling (fp16 needs a GPU; default: the preset's)")
     p.add_argument("--seed", type=int, default=None,
                    help="run seed: weights, data order, masks, dropout (default: the preset's)")
+    p.add_argument("--stop-on-health", action="store_const", const=True, default=None,
+                   help="end the run (checkpoint and final model written) at the health monitor's first finding: "
+                        "not learning, codebook or representation collapse, a trivial solution, divergence, the "
+                        "CTC blank plateau (default: the preset's, which reports and continues)")
+    p.add_argument("--check", default=None, metavar="RUN",
+                   help="do not train: read RUN/log.jsonl of an existing run, report the health monitor's findings "
+                        "and its last numbers, exit 1 when it found a problem")
     add_threads(p)
     add_device(p)
     add_strict(p)
     add_no_progress(p)
+
+
+def check_run(run_dir: str) -> int:
+    """``--check RUN``: the health report of an existing run (exit 1 when it found a problem)."""
+    from sew.train.health import check_report
+
+    report, healthy = check_report(run_dir)
+    print(report)
+    return 0 if healthy else 1
 
 
 def shortcut_values(args: argparse.Namespace, shortcuts: dict[str, str]) -> dict[str, Any]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from sew.cli.options import (TRAINING_SHORTCUTS, add_training, pick_device, resume_arg, shortcut_values,
-                             training_accelerator)
+from sew.cli.options import (TRAINING_SHORTCUTS, add_training, check_run, pick_device, resume_arg,
+                             shortcut_values, training_accelerator)
 
 _SHORTCUTS = {  # option -> recipe field it sets, besides the training shortcuts of sew.cli.options
     "model": "model", "init": "init", "max_tokens": "train.max_tokens", "update_freq": "train.update_freq",
@@ -17,6 +17,7 @@ _SHORTCUTS = {  # option -> recipe field it sets, besides the training shortcuts
 def run(args) -> int:
     from sew.pretrain.recipe import load_recipe, recipe_names
     from sew.pretrain.run import pretrain
+    from sew.train.health import final_line, read_summary
     from sew.train.loop import TrainingDiverged
     from sew.train.setup import configure_threads
 
@@ -24,6 +25,8 @@ def run(args) -> int:
         for name in recipe_names():
             print(f"{name:18s} {load_recipe(name).description}")
         return 0
+    if args.check:
+        return check_run(args.check)
     values = shortcut_values(args, {**_SHORTCUTS, **TRAINING_SHORTCUTS})
     if args.update_freq is not None:
         values["emulate_gpus"] = None  # an explicit update_freq replaces the 64-GPU emulation
@@ -37,9 +40,12 @@ def run(args) -> int:
                  progress=not args.no_progress, accelerator=accelerator)
     except TrainingDiverged as err:
         print(f"sew pretrain: error: {err}", file=sys.stderr)
+        print(final_line(run_dir))
         return 1
     print(f"done: encoder for fine-tuning in {run_dir}/final (heads removed); logs in {run_dir}/log.jsonl")
-    return 0
+    print(final_line(run_dir))
+    summary = read_summary(run_dir) or {}
+    return 1 if summary.get("stopped_by_health") else 0
 
 
 def add_parser(sub) -> None:

@@ -40,6 +40,7 @@ class TrainConfig:
     best_metric: str = "wer"  # validation entry to minimise for RUN/best
     patience: int = 0  # stop after this many validations without improvement (0: never)
     max_nonfinite: int = 3  # consecutive non-finite updates that stop the run
+    stop_on_health: bool = False  # end the run at the health monitor's first finding (sew.train.health)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "train config") -> "TrainConfig":

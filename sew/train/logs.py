@@ -4,7 +4,9 @@
 appends ``{"kind", "update", "time", **values}`` to ``RUN/log.jsonl`` (one JSON object per line,
 ``kind`` is ``train``, ``valid`` or ``event``), writes the numbers to TensorBoard under
 ``kind/name`` and, for ``train``, shows them on the progress bar. ``plot()`` draws every
-``valid`` metric and the train loss against updates and minutes into ``RUN/curves.png``.
+``valid`` metric, the train loss and the health monitor's statistics (accuracy, perplexities,
+time-varying share, empty hypotheses, gradient norm) against updates into ``RUN/curves.png``,
+with the monitor's findings marked.
 Only the main process logs (``enabled=False`` elsewhere).
 """
 
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 LOG_FILE = "log.jsonl"
+# Train statistics drawn besides the loss when a run logs them: the health monitor's inputs.
+TRAIN_PANELS = ("accuracy", "prob_perplexity", "code_perplexity", "time_share", "empty", "gnorm")
 
 
 def _clean(value: Any) -> Any:
@@ -100,6 +104,8 @@ class RunLogger:
             self.bar.set_postfix(shown, refresh=False)
         if kind in ("valid", "event"):
             self.message(f"[{kind} @ {update}] " + " ".join(f"{k}={_fmt(v)}" for k, v in values.items()))
+        elif kind == "health":
+            self.message(f"[health @ {update}] {values.get('message', '')}")
 
     def advance(self, update: int, minutes: float) -> None:
         """The run is at ``update`` after ``minutes`` of training: move the bar."""
@@ -146,11 +152,20 @@ def plot_run(run_dir: str | Path, out: str | Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = [("train", "loss")] + [("valid", k) for k in (valid[0] if valid else {})
-                                     if k not in ("kind", "update", "time", "minutes")
-                                     and isinstance(valid[0][k], (int, float))]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.5), squeeze=False)
-    for ax, (kind, key) in zip(axes[0], metrics):
+    metrics = [("train", "loss")] + [("train", k) for k in TRAIN_PANELS if train and k in train[-1]]
+    metrics += [("valid", k) for k in (valid[0] if valid else {})
+                if k not in ("kind", "update", "time", "minutes") and isinstance(valid[0][k], (int, float))]
+    columns = min(len(metrics), 4)
+    rows_ = -(-len(metrics) // columns)
+    fig, axes = plt.subplots(rows_, columns, figsize=(4.5 * columns, 3.5 * rows_), squeeze=False)
+    for ax in axes.flat[len(metrics):]:
+        ax.axis("off")
+    health = read_log(run_dir, "health")
+    for ax, (kind, key) in zip(axes.flat, metrics):
+        for h in health:  # the health monitor's findings, where they were said
+            ax.axvline(h["update"], color="tab:red", linestyle="--", linewidth=0.8)
+            ax.text(h["update"], 0.02, h.get("symptom", ""), transform=ax.get_xaxis_transform(), rotation=90,
+                    color="tab:red", fontsize=7, va="bottom", ha="right")
         rows = [r for r in (train if kind == "train" else valid) if isinstance(r.get(key), (int, float))]
         ax.plot([r["update"] for r in rows], [r[key] for r in rows], marker="." if kind == "valid" else None)
         ax.set_xlabel("updates")

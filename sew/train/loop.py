@@ -11,6 +11,10 @@ One update is ``update_freq`` micro-batches (fewer at the end of an epoch), accu
 process. Non-finite losses or gradients skip the update with a warning; ``max_nonfinite`` in a row
 stop the run with a checkpoint and ``TrainingDiverged``. fp16 overflow steps handled by the loss
 scaler are not counted as failures.
+
+Health: the task's ``HealthMonitor`` (``sew.train.health``) reads every logged record; a finding is
+printed once, logged as a ``health`` record and kept in ``RUN/summary.json``; with
+``stop_on_health`` the run ends at the first one (checkpoint, ``final``, summary written).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 import torch
 
 from sew.train.config import TrainConfig
+from sew.train.health import SUMMARY_FILE
 from sew.train.logs import RunLogger, budget_fraction
 from sew.train.masking import update_generator
 from sew.train.schedule import build_schedule, set_lr
@@ -57,6 +62,8 @@ class Trainer:
         self.state = TrainingState()
         self.show_progress = progress
         self.is_main = self.acc.is_main_process
+        self.monitor = task.health_monitor(cfg)
+        self.stopped_by_health = False
 
     @property
     def unwrapped(self) -> torch.nn.Module:
@@ -80,6 +87,7 @@ class Trainer:
                                 max_update=cfg.max_update, max_minutes=cfg.max_minutes, update=self.state.update,
                                 minutes=self.state.elapsed_seconds / 60)
         self.logger.log("run", self.state.update, run_facts(acc))
+        self._replay_health()
         self._start_clock()
         try:
             for micro in self._updates(dataset, sampler, loader):
@@ -87,7 +95,7 @@ class Trainer:
                     continue
                 self._log_when_due()                                              # log
                 if not self._budget_done():
-                    self._stop = self._validate_when_due()                        # validate (True: early stop)
+                    self._stop = self._validate_when_due() or self._stop          # validate (True: early stop)
                     self._checkpoint_when_due(sampler)                            # checkpoint
                 self._boundary = (self.state.batches_done, self.state.epoch, rng_state())
             self._finish(sampler)
@@ -214,6 +222,17 @@ class Trainer:
         self.logger.log("event", state.update, {"nonfinite": what, "streak": state.nonfinite_streak})
         if state.nonfinite_streak >= self.cfg.max_nonfinite:
             path = self._save(None)
+            if self.monitor is not None and self.is_main and not self.monitor.said("divergence"):
+                from sew.train.health import Finding
+
+                finding = Finding("divergence", state.update,
+                                  f"divergence: {state.nonfinite_streak} consecutive updates had a non-finite {what} "
+                                  f"at update {state.update}; the run stopped", {"skipped": state.skipped_updates})
+                self.monitor.findings.append(finding)
+                self.logger.log("health", state.update, {"symptom": finding.symptom, "message": finding.message,
+                                                         **finding.values})
+            if self.is_main:
+                self._write_summary()
             raise TrainingDiverged(
                 f"{state.nonfinite_streak} consecutive updates had a non-finite {what} (update {state.update}); "
                 f"stopped. The last good state is in {path}. Lower the learning rate, enable clip_norm, use "
@@ -258,6 +277,52 @@ class Trainer:
                 values["loss_scale"] = self.acc.scaler.get_scale()
         self.logger.log("train", state.update, values)
         self._window = defaultdict(float, t0=state.elapsed_seconds)
+        self._stop = self._health({"kind": "train", "update": state.update, **values}, broadcast=True) or self._stop
+
+    # -- health -----------------------------------------------------------------------------------
+    def _replay_health(self) -> None:
+        """A resumed run's monitor: the log's records up to the checkpoint, replayed silently."""
+        if self.monitor is None or not self.is_main or not self.state.update:
+            return
+        from sew.train.logs import read_log
+
+        self.monitor.replay(r for r in read_log(self.run_dir)
+                            if r.get("kind") in ("train", "valid") and r["update"] <= self.state.update)
+
+    def _health(self, record: dict, broadcast: bool) -> bool:
+        """Show ``record`` to the monitor (main process); True when ``stop_on_health`` ends the run.
+        ``broadcast``: every process calls this at the same update and takes the main one's decision."""
+        stop = [False]
+        if self.monitor is not None and self.is_main:
+            for finding in self.monitor.observe(record):
+                self.logger.log("health", finding.update, {"symptom": finding.symptom, "message": finding.message,
+                                                           **finding.values})
+                if self.cfg.stop_on_health:
+                    stop[0] = True
+        if broadcast and self.cfg.stop_on_health and self.acc.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            broadcast_object_list(stop)
+        if stop[0] and not self.stopped_by_health:
+            self.stopped_by_health = True
+            self.logger.message(f"--stop-on-health: stopping at update {self.state.update}")
+        return stop[0]
+
+    def _write_summary(self) -> None:
+        """``RUN/summary.json``: where the run ended, its health findings, its last logged numbers."""
+        from sew.files import write_json
+        from sew.train.logs import read_log
+
+        state = self.state
+        last = {kind: next((r for r in reversed(read_log(self.run_dir)) if r.get("kind") == kind), None)
+                for kind in ("train", "valid")}
+        findings = self.monitor.findings if self.monitor is not None else []
+        write_json(self.run_dir / SUMMARY_FILE, {
+            "update": state.update, "minutes": state.elapsed_seconds / 60.0, "skipped": state.skipped_updates,
+            "best_metric": state.best_metric, "best_update": state.best_update,
+            "monitored": self.monitor is not None, "healthy": not findings,
+            "stopped_by_health": self.stopped_by_health, "health": [f.to_dict() for f in findings],
+            "last_train": last["train"], "last_valid": last["valid"]})
 
     def _validate_when_due(self) -> bool:
         cfg, state = self.cfg, self.state
@@ -300,6 +365,8 @@ class Trainer:
             state.evals_since_best += 1
         metrics["best_" + cfg.best_metric] = state.best_metric
         self.logger.log("valid", state.update, metrics)
+        if self._health({"kind": "valid", "update": state.update, **metrics}, broadcast=False):
+            return True  # _validate broadcasts the decision
         stop = bool(cfg.patience) and state.evals_since_best >= cfg.patience
         if stop:
             self.logger.message(f"early stop: no better {cfg.best_metric} in {cfg.patience} validations "
@@ -362,6 +429,8 @@ class Trainer:
         self._save(sampler)
         if self.is_main:
             self._write_model("final", {"best_" + self.cfg.best_metric: state.best_metric})
-            self.logger.log("event", state.update, {"finished": "end", "minutes": state.elapsed_seconds / 60.0,
+            self.logger.log("event", state.update, {"finished": "health" if self.stopped_by_health else "end",
+                                                    "minutes": state.elapsed_seconds / 60.0,
                                                     "skipped": state.skipped_updates})
+            self._write_summary()
             self.logger.plot()

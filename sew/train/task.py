@@ -42,6 +42,11 @@ class TrainingTask:
         when the task has no validation data; ``TrainConfig.best_metric`` names the one to minimise."""
         return None
 
+    def health_monitor(self, cfg) -> "HealthMonitor | None":
+        """The ``sew.train.health.HealthMonitor`` watching this task's records under ``cfg`` (a
+        ``TrainConfig``), or None when the task has no known failure to watch for."""
+        return None
+
     def save_model(self, model: torch.nn.Module, directory: str | Path, **meta) -> None:
         """Write ``RUN/best`` and ``RUN/final``."""
         save_model(model, directory, **meta)

@@ -1,0 +1,176 @@
+"""The health monitor: each symptom named from records and from real tiny runs, none on a healthy run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from sew.cli import main
+from sew.models.lengths import lengths_to_mask
+from sew.pretrain.objective import time_varying_share
+from sew.train.health import HealthMonitor, check_report, final_line
+
+from ..pretrain.helpers import read_log, tiny_args
+
+CHANCE = math.log(21)
+
+
+def records(n: int, every: int = 10, **values) -> list[dict]:
+    """Train records at updates every, 2 every, ... n x every, values constant or f(update)."""
+    out = []
+    for u in range(every, n * every + 1, every):
+        out.append({"kind": "train", "update": u, "skipped": 0,
+                    **{k: (v(u) if callable(v) else v) for k, v in values.items()}})
+    return out
+
+
+HEALTHY = dict(loss=lambda u: 3.0 - u / 400, contrastive=lambda u: 3.0 - u / 400, chance=CHANCE, accuracy=0.5,
+               prob_perplexity=60.0, code_perplexity=50.0, time_share=0.7, gnorm=3.0)
+
+
+def pretrain_monitor(**kw) -> HealthMonitor:
+    return HealthMonitor("pretrain", warmup_updates=kw.pop("warmup", 10), codebook_size=128, groups=2, **kw)
+
+
+def symptoms(monitor: HealthMonitor) -> list[str]:
+    return [f.symptom for f in monitor.findings]
+
+
+def test_healthy_records_raise_nothing():
+    monitor = pretrain_monitor()
+    monitor.replay(records(60, **HEALTHY))
+    assert monitor.healthy, [f.message for f in monitor.findings]
+
+
+@pytest.mark.parametrize("change, symptom, first", [
+    ({"contrastive": CHANCE * 0.99}, "not-learning", 300),
+    ({"prob_perplexity": 12.0}, "codebook-collapse", 100),
+    ({"code_perplexity": 4.0}, "codebook-collapse", 100),
+    ({"accuracy": 0.99, "contrastive": 0.01}, "trivial-solution", 10),
+    ({"accuracy": 1.0, "contrastive": 0.0, "chance": 0.0}, "trivial-solution", 10),
+    ({"time_share": 0.1}, "representation-collapse", 100),
+])
+def test_each_symptom_is_named_once_with_its_numbers(change, symptom, first):
+    monitor = pretrain_monitor()
+    found = monitor.replay(records(60, **{**HEALTHY, **change}))
+    assert [f.symptom for f in found] == [symptom]  # once, although every later record shows it too
+    assert found[0].update == first
+    key, value = list(change.items())[0]
+    assert found[0].values[key.replace("contrastive", "loss")] == pytest.approx(value)
+    # Before the symptom's start (warm-up, 300 updates for not-learning) nothing is said.
+    late = pretrain_monitor(warmup=400)
+    late.replay(records(39, **{**HEALTHY, **change}))
+    assert late.healthy or symptom == "trivial-solution"
+
+
+def test_divergence_from_loss_rise_gradient_spike_and_skipped_updates():
+    rising = pretrain_monitor()
+    rising.replay(records(40, **{**HEALTHY, "contrastive": lambda u: 1.2 if u < 200 else 2.5}))
+    assert symptoms(rising) == ["divergence"] and "minimum 1.200" in rising.findings[0].message
+    spike = pretrain_monitor()
+    spike.replay(records(40, **{**HEALTHY, "gnorm": lambda u: 500.0 if u == 300 else 3.0}))
+    assert symptoms(spike) == ["divergence"] and spike.findings[0].update == 300
+    skipped = pretrain_monitor()
+    skipped.replay([{**r, "skipped": int(r["update"] >= 150)} for r in records(40, **HEALTHY)])
+    assert symptoms(skipped) == ["divergence"] and skipped.findings[0].update == 150
+
+
+def test_blank_plateau_needs_a_flat_loss_and_empty_hypotheses():
+    flat = dict(loss=3.3, empty=1.0, gnorm=1.0)
+    stuck = HealthMonitor("ctc", warmup_updates=40)
+    stuck.replay(records(40, **flat))
+    assert symptoms(stuck) == ["blank-plateau"] and stuck.findings[0].update == 300
+    assert "training batches" in stuck.findings[0].message
+    learning = HealthMonitor("ctc", warmup_updates=40)
+    learning.replay(records(40, **{**flat, "loss": lambda u: 3.3 - u / 200}))
+    assert learning.healthy
+    talking = HealthMonitor("ctc", warmup_updates=40)  # flat but the hypotheses are not empty
+    talking.replay(records(40, **{**flat, "empty": 0.2}))
+    assert talking.healthy
+    on_dev = HealthMonitor("ctc")
+    on_dev.replay(records(30, **{**flat, "empty": 0.0}) + [{"kind": "valid", "update": 300, "empty": 1.0, "cer": 1.0}])
+    assert symptoms(on_dev) == ["blank-plateau"] and "on dev" in on_dev.findings[0].message
+
+
+def test_time_varying_share():
+    g = torch.Generator().manual_seed(0)
+    hidden = torch.randn(2, 50, 16, generator=g)
+    valid = lengths_to_mask(torch.tensor([50, 30]), 50)
+    assert 0.9 < float(time_varying_share(hidden, valid)) <= 1.0
+    constant = torch.randn(2, 1, 16, generator=g).expand(2, 50, 16) + 0.01 * hidden
+    assert float(time_varying_share(constant, valid)) < 0.01
+    # Padding frames do not count.
+    padded = hidden.clone()
+    padded[1, 30:] = 1e3
+    assert float(time_varying_share(padded, valid)) == pytest.approx(float(time_varying_share(hidden, valid)))
+
+
+# -- real tiny runs ------------------------------------------------------------------------------
+SMALL = ["--set", "model_overrides={num_layers: 1, hidden_size: 64, intermediate_size: 128, num_heads: 2, "
+         "layerdrop: 0.0}", "--set", "objective.final_dim=32", "--set", "objective.codevector_dim=32",
+         "--set", "objective.mlp_hidden_size=64", "--set", "train.max_tokens=16000", "--set", "train.log_every=10"]
+FROZEN = ["--set", "objective.feature_grad_mult=0.0", "--set", "data.max_sample_size=8000",
+          "--set", "data.min_sample_size=8000", "--set", "train.max_tokens=8000"]  # cheaper updates
+
+
+def health_records(run) -> list[dict]:
+    return read_log(run, "health")
+
+
+def test_a_run_that_does_not_learn_is_named_stopped_checked_and_resumed(tmp_path, capsys):
+    run = tmp_path / "run"
+    rc = main(tiny_args(run, 400, *SMALL, *FROZEN, "--set", "train.lr=1e-12", "--stop-on-health"))
+    out = capsys.readouterr().out
+    assert rc == 1  # stopped by the monitor
+    found = health_records(run)
+    assert [r["symptom"] for r in found] == ["not-learning"] and found[0]["update"] == 300
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stopped_by_health"] and summary["update"] == 300 and not summary["healthy"]
+    assert (run / "final").is_dir() and "health: not-learning at update 300" in out
+    assert "not-learning at update 300" in final_line(run)
+    # --check replays the log to the same finding.
+    report, healthy = check_report(run)
+    assert not healthy and "not learning: the mean loss" in report
+    assert main(["pretrain", "--check", str(run)]) == 1
+    # Resumed, the monitor keeps what it said: the finding is not logged again.
+    assert main(tiny_args(run, 320, *SMALL, *FROZEN, "--set", "train.lr=1e-12")) == 0
+    assert len(health_records(run)) == 1 and read_log(run)[-1]["update"] == 320
+
+
+def test_a_diverging_run_is_named(tmp_path):
+    run = tmp_path / "run"
+    assert main(tiny_args(run, 50, *SMALL, "--set", "train.lr=3.0")) == 1
+    assert [r["symptom"] for r in health_records(run)] == ["divergence"]
+    assert "non-finite" in health_records(run)[0]["message"]
+
+
+def test_codebook_collapse_and_its_trivial_solution_are_named(tmp_path):
+    # Too high a learning rate: the quantiser falls to one code per group, every negative then equals
+    # its target and accuracy reaches 1 with a loss of 0 (what users of fairseq and transformers report).
+    run = tmp_path / "run"
+    assert main(tiny_args(run, 110, *SMALL, "--set", "train.lr=0.05")) == 0
+    found = {r["symptom"]: r for r in health_records(run)}
+    assert set(found) == {"codebook-collapse", "trivial-solution"}
+    assert found["codebook-collapse"]["update"] == 100 and found["trivial-solution"]["accuracy"] > 0.98
+    summary = json.loads((run / "summary.json").read_text())
+    assert [f["symptom"] for f in summary["health"]] == [r["symptom"] for r in health_records(run)]
+
+
+def test_a_ctc_run_on_the_blank_plateau_is_named(tmp_path, tiny_corpus, capsys):
+    # A learning rate of ~0 keeps the model at its prior-bias start: blanks everywhere, a flat loss.
+    run = tmp_path / "run"
+    rc = main(["finetune", "--data", str(tiny_corpus), "--run-dir", str(run), "--max-update", "400", "--no-progress",
+               "--lr", "1e-12", "--stop-on-health", "--test-split", "", "--set", "train.max_minutes=null",
+               "--set", "train.validate_every_minutes=null", "--set", "train.validate_every=0",
+               "--set", "train.max_tokens=48000", "--set", "train.save_every=0",
+               "--set", "freeze_feature_extractor=true",
+               "--set", "model_overrides={num_layers: 1, hidden_size: 64, intermediate_size: 128, num_heads: 2}"])
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    found = health_records(run)
+    assert [r["symptom"] for r in found] == ["blank-plateau"] and found[0]["update"] == 300
+    assert found[0]["empty"] == 1.0 and "blank-plateau at update 300" in out
+    assert main(["finetune", "--check", str(run)]) == 1
