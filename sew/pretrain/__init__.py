@@ -1,7 +1,9 @@
-"""Pretraining: the wav2vec 2.0 contrastive objective with SEW's MLP heads.
+"""Pretraining: the wav2vec 2.0 contrastive objective with SEW's MLP heads, or BEST-RQ.
 
 * ``sew.pretrain.objective``: ``PretrainingModel`` (encoder + quantiser + heads -> loss sums),
-  ``contrastive_logits``, ``load_pretraining_model``;
+  ``contrastive_logits``, ``make_pretraining_model`` (the class of ``objective.kind``), ``load_pretraining_model``;
+* ``sew.pretrain.bestrq``: ``BestRQModel`` (encoder + frozen random-projection quantiser of log-mel
+  frames + Linear head -> cross-entropy sums), ``objective.kind: bestrq``;
 * ``sew.pretrain.quantizer``: ``GumbelVectorQuantizer``, ``gumbel_temperature``;
 * ``sew.pretrain.heads``: ``MLPHead`` (fp32 BatchNorm), ``build_head``;
 * ``sew.pretrain.negatives``: ``sample_negatives``;
@@ -13,6 +15,8 @@
 from __future__ import annotations
 
 from sew.pretrain.config import ObjectiveConfig
-from sew.pretrain.objective import PretrainingModel, PretrainOutput, load_pretraining_model
+from sew.pretrain.bestrq import BestRQModel
+from sew.pretrain.objective import PretrainingModel, PretrainOutput, load_pretraining_model, make_pretraining_model
 
-__all__ = ["ObjectiveConfig", "PretrainOutput", "PretrainingModel", "load_pretraining_model"]
+__all__ = ["BestRQModel", "ObjectiveConfig", "PretrainOutput", "PretrainingModel", "load_pretraining_model",
+           "make_pretraining_model"]

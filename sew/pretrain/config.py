@@ -4,6 +4,11 @@ Defaults are the SEW / wav2vec 2.0 base recipe (sew-official.md sections 1.7, 1.
 G=2 groups of V=320 code entries, 100 negatives, logit temperature 0.1, loss weights
 [0.1, 10], time masks of 10 frames with probability 0.65, dropout_features 0.1 and a
 conv-extractor gradient scaled by 0.1.
+
+``kind`` picks the objective: ``"contrastive"`` (the above, every official preset) or
+``"bestrq"`` (fixed targets from a frozen random-projection quantiser of log-mel frames,
+``sew.pretrain.bestrq``), which reads the ``bestrq_*`` fields, the masks, ``feature_grad_mult``
+and ``feature_penalty_weight``, and ignores the quantiser, head and negative settings above.
 """
 
 from __future__ import annotations
@@ -13,11 +18,15 @@ from typing import Any
 
 from sew.config import from_mapping, to_mapping
 
+OBJECTIVE_KINDS = ("contrastive", "bestrq")
+MAX_MEL_BINS = 201  # n_fft // 2 + 1 for 400-sample (25 ms) windows
+
 
 @dataclass
 class ObjectiveConfig:
-    """Everything the contrastive objective needs beyond the encoder's own ``EncoderConfig``."""
+    """Everything the pretraining objective needs beyond the encoder's own ``EncoderConfig``."""
 
+    kind: str = "contrastive"  # "contrastive" (wav2vec 2.0 / SEW) or "bestrq" (sew.pretrain.bestrq)
     # Quantiser (fairseq GumbelVectorQuantizer): groups x entries, codevector_dim = vq_dim.
     codebook_groups: int = 2
     codebook_entries: int = 320
@@ -41,6 +50,13 @@ class ObjectiveConfig:
     mask_prob: float = 0.65
     mask_length: int = 10
     min_masks: int = 2
+    # BEST-RQ (kind "bestrq"): targets = nearest entry of a frozen random codebook to a frozen random
+    # projection of normalised, stacked log-mel frames; one softmax head per codebook on the context.
+    bestrq_codebooks: int = 1  # independent projection/codebook pairs, one head each, CE averaged
+    bestrq_entries: int = 1024  # per codebook (the paper: 8192; fewer suit small corpora, docs/pretraining.md)
+    bestrq_code_dim: int = 16  # projection / code vector size
+    bestrq_mel_bins: int = 80  # log-mel filterbanks, 25 ms windows every 10 ms
+    bestrq_seed: int = 0  # draws the frozen projections and codebooks (independent of the global RNG)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -49,6 +65,8 @@ class ObjectiveConfig:
         def bad(name: str, why: str) -> ValueError:
             return ValueError(f"objective config field '{name}': {why}")
 
+        if self.kind not in OBJECTIVE_KINDS:
+            raise bad("kind", f"got {self.kind!r}, expected one of {', '.join(map(repr, OBJECTIVE_KINDS))}")
         for name in ("codebook_groups", "codebook_entries", "codevector_dim", "mlp_hidden_size", "final_dim",
                      "num_negatives", "mask_length"):
             if int(getattr(self, name)) < 1:
@@ -67,6 +85,16 @@ class ObjectiveConfig:
         for name in ("diversity_weight", "feature_penalty_weight", "feature_grad_mult", "min_masks"):
             if getattr(self, name) < 0:
                 raise bad(name, "must not be negative")
+        for name in ("bestrq_codebooks", "bestrq_code_dim", "bestrq_mel_bins"):
+            if int(getattr(self, name)) < 1:
+                raise bad(name, f"got {getattr(self, name)}, expected a positive integer")
+        if self.bestrq_entries < 2:
+            raise bad("bestrq_entries", f"got {self.bestrq_entries}, expected at least 2 code entries")
+        if self.bestrq_mel_bins > MAX_MEL_BINS:
+            raise bad("bestrq_mel_bins", f"got {self.bestrq_mel_bins}, expected at most {MAX_MEL_BINS} "
+                                         "(the frequency bins of a 25 ms window)")
+        if not 0 <= self.bestrq_seed < 2 ** 63:
+            raise bad("bestrq_seed", f"got {self.bestrq_seed}, expected an integer in [0, 2**63)")
 
     @property
     def num_codevectors(self) -> int:

@@ -13,6 +13,9 @@ Data flow for one batch (shapes: B utterances, T feature frames, N masked frames
 Everything is a SUM over the N targets (as fairseq's criterion); the trainer divides the gradient
 by the number of targets of the whole update, gathered across processes (``sample_size``).
 transformers' ``Wav2Vec2ForPreTraining`` returns the same sums without the feature penalty.
+
+The fixed-target alternative (``objective.kind: bestrq``) is ``sew.pretrain.bestrq.BestRQModel``,
+with the same interface and ``PretrainOutput``; ``make_pretraining_model`` picks the class.
 """
 
 from __future__ import annotations
@@ -57,6 +60,70 @@ def contrastive_logits(predictions: torch.Tensor, targets: torch.Tensor, negativ
     return logits
 
 
+def time_varying_share(hidden: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """How much of ``hidden`` ``[B, T, D]`` changes over time: over the valid frames of every utterance,
+    sum |h_t - mean_t(h)|^2 / sum |h_t|^2 (1 for zero-mean frames, 0 when every frame is the same
+    vector: the representation collapse of ``sew.train.health``). float64 scalar."""
+    h = hidden.double() * valid[..., None]
+    count = valid.sum(1, keepdim=True).clamp(min=1)[..., None]  # [B, 1, 1]
+    mean = h.sum(1, keepdim=True) / count
+    varying = ((h - mean) * valid[..., None]).pow(2).sum()
+    return varying / h.pow(2).sum().clamp(min=1e-30)
+
+
+def check_time_mask(time_mask: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``time_mask`` as bool on ``valid``'s device, after checking its shape, that it avoids the
+    padding and that it selects at least 2 frames."""
+    if time_mask is None or time_mask.shape != valid.shape:
+        found = None if time_mask is None else tuple(time_mask.shape)
+        raise ValueError(f"time_mask must be a bool tensor of shape {tuple(valid.shape)} (batch, feature "
+                         f"frames), found {found}; build it from model.frame_lengths(lengths, samples)")
+    time_mask = time_mask.to(device=valid.device, dtype=torch.bool)
+    if bool((time_mask & ~valid).any()):
+        raise ValueError("time_mask marks padding frames; masks must lie within each utterance's valid frames")
+    if int(time_mask.sum()) < 2:
+        raise ValueError("time_mask selects fewer than 2 frames; the pretraining objectives need masked frames")
+    return time_mask
+
+
+@dataclass
+class MaskedContext:
+    """One masked pass of the encoder, what every pretraining objective starts from."""
+
+    lengths: torch.Tensor  # [B] samples, int64
+    frame_lengths: torch.Tensor  # [B] valid feature frames
+    valid: torch.Tensor  # [B, T] bool
+    time_mask: torch.Tensor  # [B, T] bool, checked (inside the valid frames)
+    normed: torch.Tensor  # [B, T, E] conv features after the feature LayerNorm, unmasked
+    context: torch.Tensor  # [B, T, D] context network output on the masked input
+    penalty: torch.Tensor  # mean squared conv feature over the valid frames (unweighted)
+
+
+def masked_context(encoder: SpeechEncoder, waveforms: torch.Tensor, lengths: torch.Tensor | None,
+                   time_mask: torch.Tensor, feature_grad_mult: float) -> MaskedContext:
+    """Conv features (gradient scaled by ``feature_grad_mult``, 0 freezes the extractor) -> feature
+    penalty -> feature LayerNorm -> projection -> ``dropout_input`` -> the mask embedding at
+    ``time_mask`` -> context network (padding masked only when the batch has padding)."""
+    enc = encoder
+    lengths = enc.check_inputs(waveforms, lengths)
+    if feature_grad_mult > 0:
+        features, frame_lengths = enc.extract_features(waveforms, lengths)
+        features = scale_grad(features, feature_grad_mult)
+    else:
+        with torch.no_grad():
+            features, frame_lengths = enc.extract_features(waveforms, lengths)
+    valid = lengths_to_mask(frame_lengths, features.shape[1])  # [B, T]
+    time_mask = check_time_mask(time_mask, valid)
+    penalty = (features.float().pow(2).mean(-1) * valid).sum() / valid.sum().clamp(min=1)
+
+    normed = enc.feature_norm(features)  # [B, T, E]: the quantiser's input (unmasked)
+    x = enc.feature_projection(normed) if enc.feature_projection is not None else normed
+    x = enc.apply_masks(enc.feature_dropout(x), time_mask, None)
+    padded = bool((lengths < waveforms.shape[1]).any())  # unpadded batches take the mask-free fast path
+    context, _ = enc.context(x, frame_lengths if padded else None)  # [B, T, D]
+    return MaskedContext(lengths, frame_lengths, valid, time_mask, normed, context, penalty)
+
+
 @dataclass
 class PretrainingConfig:
     """The encoder's config and the objective's: what ``sew_config.json`` of a pretraining checkpoint holds."""
@@ -79,7 +146,7 @@ class PretrainOutput:
     """Sums over the ``sample_size`` masked frames, and the per-batch statistics to log."""
 
     loss: torch.Tensor  # contrastive + diversity_weight * diversity * N + feature_penalty_weight * penalty * N
-    contrastive: torch.Tensor  # sum of InfoNCE over the N targets
+    contrastive: torch.Tensor  # sum of InfoNCE over the N targets (BEST-RQ: of the cross-entropy, the main loss)
     diversity: torch.Tensor  # (GV - prob_perplexity) / GV, per target (unweighted)
     feature_penalty: torch.Tensor  # mean squared conv feature over valid frames (unweighted)
     sample_size: torch.Tensor  # N, int64
@@ -88,6 +155,9 @@ class PretrainOutput:
     prob_perplexity: torch.Tensor
     temperature: float
     logits: torch.Tensor  # [N, 1 + K]
+    # For the health monitor (``sew.train.health``), no gradient:
+    chance: torch.Tensor  # sum over the N targets of the loss of a guess: ln(1 + finite negatives)
+    time_share: torch.Tensor  # time-varying share of the context output (``time_varying_share``)
 
 
 class PretrainingModel(nn.Module):
@@ -102,6 +172,9 @@ class PretrainingModel(nn.Module):
         super().__init__()
         self.encoder = encoder
         cfg = config or ObjectiveConfig()
+        if cfg.kind != "contrastive":
+            raise ValueError(f"objective config field 'kind': PretrainingModel is the contrastive objective, got "
+                             f"{cfg.kind!r}; build the model with sew.pretrain.make_pretraining_model")
         enc = encoder.config
         self.config = PretrainingConfig(enc, cfg)
         self.quantizer = GumbelVectorQuantizer(enc.conv_dim, cfg.codebook_groups, cfg.codebook_entries,
@@ -125,23 +198,9 @@ class PretrainingModel(nn.Module):
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None, time_mask: torch.Tensor,
                 negatives: torch.Tensor | None = None, generator: torch.Generator | None = None) -> PretrainOutput:
         """``negatives`` (row indices into the masked frames) are drawn with ``generator`` when not given."""
-        enc, cfg = self.encoder, self.config.objective
-        lengths = enc.check_inputs(waveforms, lengths)
-        if cfg.feature_grad_mult > 0:
-            features, frame_lengths = enc.extract_features(waveforms, lengths)
-            features = scale_grad(features, cfg.feature_grad_mult)
-        else:
-            with torch.no_grad():
-                features, frame_lengths = enc.extract_features(waveforms, lengths)
-        valid = lengths_to_mask(frame_lengths, features.shape[1])  # [B, T]
-        time_mask = self._check_mask(time_mask, valid)
-        penalty = (features.float().pow(2).mean(-1) * valid).sum() / valid.sum().clamp(min=1)
-
-        normed = enc.feature_norm(features)  # [B, T, E]: the quantiser's input (unmasked)
-        x = enc.feature_projection(normed) if enc.feature_projection is not None else normed
-        x = enc.apply_masks(enc.feature_dropout(x), time_mask, None)
-        padded = bool((lengths < waveforms.shape[1]).any())  # unpadded batches take the mask-free fast path
-        context, _ = enc.context(x, frame_lengths if padded else None)  # [B, T, D]
+        cfg = self.config.objective
+        m = masked_context(self.encoder, waveforms, lengths, time_mask, cfg.feature_grad_mult)
+        normed, context, time_mask, valid, penalty = m.normed, m.context, m.time_mask, m.valid, m.penalty
 
         q = self.quantizer(self.dropout_features(normed)[time_mask])  # on [N, E]
         targets = self.project_q(q.quantized)  # [N, F]
@@ -160,33 +219,33 @@ class PretrainingModel(nn.Module):
         with torch.no_grad():
             best = logits.argmax(-1) == 0
             correct = (best & (logits.max(-1).values != logits.min(-1).values)).sum()
+            chance = torch.log(torch.isfinite(logits).sum(-1).double()).sum()
+            share = time_varying_share(context.detach(), valid)
         return PretrainOutput(
             loss=loss, contrastive=contrastive, diversity=diversity, feature_penalty=penalty,
             sample_size=torch.tensor(n, device=logits.device), correct=correct,
             code_perplexity=q.code_perplexity, prob_perplexity=q.prob_perplexity,
-            temperature=self.quantizer.temperature, logits=logits,
+            temperature=self.quantizer.temperature, logits=logits, chance=chance, time_share=share,
         )
-
-    @staticmethod
-    def _check_mask(time_mask: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        if time_mask is None or time_mask.shape != valid.shape:
-            found = None if time_mask is None else tuple(time_mask.shape)
-            raise ValueError(f"time_mask must be a bool tensor of shape {tuple(valid.shape)} (batch, feature "
-                             f"frames), found {found}; build it from model.frame_lengths(lengths, samples)")
-        time_mask = time_mask.to(device=valid.device, dtype=torch.bool)
-        if bool((time_mask & ~valid).any()):
-            raise ValueError("time_mask marks padding frames; masks must lie within each utterance's valid frames")
-        if int(time_mask.sum()) < 2:
-            raise ValueError("time_mask selects fewer than 2 frames; the contrastive loss needs masked frames")
-        return time_mask
 
     def save_encoder(self, path: str | Path, **extra) -> None:
         """Write the encoder alone (quantiser and heads removed) for fine-tuning: ``sew.load_model(path)``."""
         save_model(self.encoder, path, objective=self.config.objective.to_dict(), **extra)
 
 
-def load_pretraining_model(path: str | Path) -> PretrainingModel:
-    """The whole ``PretrainingModel`` (heads included) from a training checkpoint directory."""
+def make_pretraining_model(encoder: SpeechEncoder, config: ObjectiveConfig | None = None) -> nn.Module:
+    """The model of ``config.kind``: ``PretrainingModel`` (contrastive) or ``BestRQModel`` (bestrq)."""
+    cfg = config or ObjectiveConfig()
+    if cfg.kind == "bestrq":
+        from sew.pretrain.bestrq import BestRQModel
+
+        return BestRQModel(encoder, cfg)
+    return PretrainingModel(encoder, cfg)
+
+
+def load_pretraining_model(path: str | Path) -> nn.Module:
+    """The whole pretraining model (heads, and BEST-RQ's frozen quantiser, included) from a training
+    checkpoint directory: a ``PretrainingModel`` or a ``BestRQModel`` as its ``objective.kind`` says."""
     import json
 
     from sew.checkpoint import CONFIG_NAME, WEIGHTS_NAME
@@ -197,6 +256,6 @@ def load_pretraining_model(path: str | Path) -> PretrainingModel:
     if not meta_path.is_file():
         raise ValueError(f"{directory}: no {CONFIG_NAME}; pass a checkpoint directory RUN/checkpoints/update_NNNNNNNN")
     config = PretrainingConfig.from_dict(json.loads(meta_path.read_text()).get("model", {}), str(meta_path))
-    model = PretrainingModel(SpeechEncoder(config.encoder), config.objective)
+    model = make_pretraining_model(SpeechEncoder(config.encoder), config.objective)
     load_checked(model, read_state_dict(directory / WEIGHTS_NAME), str(directory / WEIGHTS_NAME))
     return model

@@ -20,15 +20,16 @@ from sew.data import rejects
 from sew.data.corpus import read_corpus
 from sew.data.dataset import SpeechDataset
 from sew.data.rejects import RejectLog
-from sew.pretrain.objective import PretrainingModel
+from sew.pretrain.objective import make_pretraining_model
 from sew.pretrain.recipe import PretrainRecipe
 from sew.pretrain.task import PretrainTask
 from sew.train.loop import Trainer, TrainingState
 from sew.train.setup import make_accelerator
 
 
-def build_model(recipe: PretrainRecipe) -> PretrainingModel:
-    """The encoder (a preset, or ``recipe.init`` weights) wrapped with the quantiser and heads."""
+def build_model(recipe: PretrainRecipe) -> torch.nn.Module:
+    """The encoder (a preset, or ``recipe.init`` weights) wrapped with the objective's quantiser and heads:
+    a ``PretrainingModel`` (``objective.kind: contrastive``) or a ``BestRQModel`` (``bestrq``)."""
     import sew
 
     if recipe.init:
@@ -41,7 +42,7 @@ def build_model(recipe: PretrainRecipe) -> PretrainingModel:
         encoder = sew.build_model(recipe.model, **recipe.model_overrides)
     if encoder.ctc_head is not None:
         raise ValueError(f"{recipe.init}: this model has a CTC head; pretraining starts from an encoder without one")
-    return PretrainingModel(encoder, recipe.objective)
+    return make_pretraining_model(encoder, recipe.objective)
 
 
 def read_split(root, splits: list[str], min_samples: int, log: RejectLog) -> list:

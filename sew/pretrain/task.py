@@ -24,7 +24,7 @@ from sew.train.task import LossSums, TrainingTask
 from sew.train.masking import compute_time_mask
 
 _STAT_KEYS = ("sample_size", "loss", "contrastive", "correct", "diversity", "feature_penalty",
-              "code_perplexity", "prob_perplexity")
+              "code_perplexity", "prob_perplexity", "chance", "time_share")
 
 
 def micro_seed(seed: int, update: int, index: int) -> int:
@@ -61,6 +61,7 @@ def summary(out: PretrainOutput) -> torch.Tensor:
         n, out.loss.detach().double(), out.contrastive.detach().double(), out.correct.double(),
         out.diversity.detach().double() * n, out.feature_penalty.detach().double() * n,
         out.code_perplexity.detach().double() * n, out.prob_perplexity.detach().double() * n,
+        out.chance.double(), out.time_share.double() * n,
     ])
 
 
@@ -135,6 +136,13 @@ class PretrainTask(TrainingTask):
     def save_model(self, model, directory, **meta) -> None:
         """``RUN/final`` and ``RUN/best`` hold the encoder alone: the heads are removed for fine-tuning."""
         extract_model_from_parallel(model).save_encoder(directory, **meta)
+
+    def health_monitor(self, cfg):
+        """Chance level, codebook, trivial solution, representation collapse, divergence (``sew.train.health``)."""
+        from sew.train.health import pretrain_monitor
+
+        return pretrain_monitor(self.objective.to_dict(), {k: getattr(cfg, k) for k in
+                                                           ("warmup_updates", "schedule", "phase_ratio", "max_update")})
 
     def checkpoint_files(self) -> dict:
         return {"pretrain_task.json": {"seed": self.seed, "crop": self.crop, "objective": self.objective.to_dict()}}
