@@ -41,17 +41,24 @@ def add_parser(subparsers) -> None:
     add_no_progress(m)
     m.set_defaults(func=run_manifest)
 
-    s = sub.add_parser("synth", help="generate the built-in synthetic speech corpus or a classification task",
+    s = sub.add_parser("synth", help="generate the built-in synthetic speech corpus, a classification task or "
+                                     "the stand-in corpus",
                        description="Synthesize multi-speaker English speech with eSpeak NG into train/dev/test "
-                                   "16 kHz FLAC plus manifests (the ASR corpus), or a built-in classification task: "
-                                   "kws (keyword spotting, Speech Commands layout) or speaker-id (speaker "
-                                   "identification, manifests with .label files). Same seed, same bytes.")
-    s.add_argument("--task", default="asr", choices=["asr", "kws", "speaker-id"],
-                   help="what to generate: the ASR corpus, the keyword-spotting task or the speaker-identification "
-                        "task (default: asr)")
+                                   "16 kHz FLAC plus manifests (the ASR corpus; --realistic adds rooms, channels, "
+                                   "noise and levels), a built-in classification task: kws (keyword spotting, "
+                                   "Speech Commands layout) or speaker-id (speaker identification, manifests with "
+                                   ".label files), or standin (a stand-in for a small real Czech corpus: an "
+                                   "audiofolder of OGG files, train and test only). Same seed, same bytes.")
+    s.add_argument("--task", default="asr", choices=["asr", "kws", "speaker-id", "standin"],
+                   help="what to generate: the ASR corpus, the keyword-spotting task, the speaker-identification "
+                        "task or the stand-in Czech ASR corpus (default: asr)")
     s.add_argument("--out", default=None,
                    help="output directory (default: the cache directory used by every command, $SEW_CACHE or ~/.cache/sew)")
-    s.add_argument("--minutes", type=float, default=None, help="asr only: minutes of train audio (default: 40)")
+    s.add_argument("--minutes", type=float, default=None,
+                   help="asr: minutes of train audio (default: 40); standin: minutes in all (default: 86)")
+    s.add_argument("--realistic", action="store_true",
+                   help="asr only: degrade every utterance (speed, room, band limits, noise, level; "
+                        "conditions/SPLIT.tsv lists them) and widen eSpeak's rate and pitch (default: off, clean)")
     s.add_argument("--seed", type=int, default=0,
                    help="random seed for sentences, words, voices, rate, pitch and noise (default: 0)")
     s.add_argument("--eval-minutes", type=float, default=None,
@@ -108,10 +115,12 @@ def run_synth(args: argparse.Namespace) -> int:
     if args.out is None:
         if args.eval_minutes is not None:
             raise ValueError("--eval-minutes changes the corpus: give --out too")
-        print(f"built-in corpus: {default_corpus(args.minutes, args.seed, progress=not args.no_progress)}")
+        path = default_corpus(args.minutes, args.seed, progress=not args.no_progress, realistic=args.realistic)
+        print(f"built-in {'realistic ' if args.realistic else ''}corpus: {path}")
         return 0
     info = synthesize_corpus(args.out, args.minutes, args.seed, workers=args.workers,
-                             eval_minutes=args.eval_minutes, progress=not args.no_progress)
+                             eval_minutes=args.eval_minutes, progress=not args.no_progress,
+                             realistic=args.realistic)
     for split, s in info["splits"].items():
         print(f"{split}: {s['utterances']} utterances ({s['seconds'] / 60:.1f} min)")
     print(f"corpus written to {os.path.abspath(args.out)}")
@@ -120,20 +129,31 @@ def run_synth(args: argparse.Namespace) -> int:
 
 def _run_task(args: argparse.Namespace) -> int:
     from sew.data.corpus import list_splits, read_corpus
-    from sew.data.tasks import default_task, synthesize_task
+    from sew.data.tasks import SIZED, default_task, synthesize_task
 
+    if args.realistic:
+        why = "has its own per-speaker channels already" if args.task == "standin" else "is clean speech only"
+        raise ValueError(f"--realistic degrades the ASR corpus only; the {args.task} task {why} "
+                         "(drop --realistic, or --task)")
+    if args.eval_minutes is not None and args.task in SIZED:
+        raise ValueError(f"--eval-minutes sizes the ASR corpus's dev and test only; the {args.task} task is "
+                         "sized by --minutes alone (leave --eval-minutes out)")
     for option, value in (("--minutes", args.minutes), ("--eval-minutes", args.eval_minutes)):
-        if value is not None:
+        if value is not None and args.task not in SIZED:
             raise ValueError(f"{option} sizes the ASR corpus only; the {args.task} task has fixed sizes "
                              "(leave it out, or drop --task)")
     if args.out is None:
-        path = default_task(args.task, args.seed, progress=not args.no_progress, workers=args.workers)
+        path = default_task(args.task, args.seed, progress=not args.no_progress, workers=args.workers,
+                            minutes=args.minutes)
         print(f"built-in {args.task} task: {path}")
         return 0
-    synthesize_task(args.task, args.out, args.seed, workers=args.workers, progress=not args.no_progress)
+    synthesize_task(args.task, args.out, args.seed, workers=args.workers, progress=not args.no_progress,
+                    minutes=args.minutes)
     for split in list_splits(args.out):
         corpus = read_corpus(args.out, split)
-        print(f"{split}: {len(corpus)} utterances, {len(corpus.labels())} classes")
+        kind = f"{len(corpus.labels())} classes" if corpus.has_labels else \
+            f"{sum(1 for u in corpus if u.transcript)} transcribed"
+        print(f"{split}: {len(corpus)} utterances, {kind}")
     print(f"{args.task} task written to {os.path.abspath(args.out)}")
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,6 +146,44 @@ def write_flac(path: str | Path, wave: np.ndarray, rate: int = SAMPLE_RATE) -> N
 def write_wav(path: str | Path, wave: np.ndarray, rate: int = SAMPLE_RATE) -> None:
     """Write a mono float waveform in [-1, 1] as 16-bit PCM WAV (deterministic bytes)."""
     _write_pcm16(path, wave, rate, "WAV")
+
+
+def write_ogg(path: str | Path, wave: np.ndarray, rate: int, serial: int = 0x73657721) -> None:
+    """Write a mono float waveform in [-1, 1] as OGG Vorbis with deterministic bytes.
+
+    libsndfile gives every Ogg stream a random serial number (and so different page checksums), so
+    the same audio would never give the same file; the pages are rewritten with ``serial`` instead.
+    """
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0), rate, format="OGG", subtype="VORBIS")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(_reserialize_ogg(buffer.getvalue(), serial))
+
+
+_BIT_REVERSED = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
+
+
+def _ogg_crc(page: bytes) -> int:
+    """The Ogg page checksum (CRC-32, polynomial 0x04c11db7, not reflected, initial value 0), computed
+    with zlib's reflected CRC-32 on bit-reversed bytes: C speed without a table in Python."""
+    reflected = zlib.crc32(page.translate(_BIT_REVERSED), 0xFFFFFFFF) ^ 0xFFFFFFFF
+    return int(f"{reflected:032b}"[::-1], 2)
+
+
+def _reserialize_ogg(data: bytes, serial: int) -> bytes:
+    """Every page of a single-stream Ogg file given stream serial number ``serial``, checksums redone."""
+    out = bytearray(data)
+    pos = 0
+    while pos < len(out):
+        if out[pos:pos + 4] != b"OggS" or pos + 27 > len(out):
+            raise ValueError(f"not an Ogg page at byte {pos}; libsndfile wrote an unexpected file")
+        segments = out[pos + 26]
+        size = 27 + segments + sum(out[pos + 27:pos + 27 + segments])
+        out[pos + 14:pos + 18] = struct.pack("<I", serial)
+        out[pos + 22:pos + 26] = b"\0\0\0\0"
+        out[pos + 22:pos + 26] = struct.pack("<I", _ogg_crc(bytes(out[pos:pos + size])))
+        pos += size
+    return bytes(out)
 
 
 def _write_pcm16(path: str | Path, wave: np.ndarray, rate: int, file_format: str) -> None:

@@ -28,6 +28,7 @@ import numpy as np
 
 from sew.data.audio import SAMPLE_RATE, write_wav
 from sew.data.espeak import ACCENTS, VARIANTS
+from sew.data.realistic import make_noise
 from sew.data.speech_commands import LIST_FILES
 from sew.data.synth import available_cores, render, run_chunks
 
@@ -99,27 +100,6 @@ def plan_kws(seed: int, per_class: dict[str, int] | None = None, commands: tuple
                 clips.append(KwsClip(len(clips), split, label, word, voice, rate, pitch, peak_db, noise, noise_db,
                                      offset, f"{label}/{stem}_nohash_{n}.wav"))
     return clips
-
-
-def make_noise(kind: str, length: int, rng: np.random.Generator) -> np.ndarray:
-    """``length`` samples of unit-RMS noise: white, pink (1/f power), brown (1/f^2) or mains hum."""
-    if kind == "hum":
-        t = np.arange(length) / SAMPLE_RATE
-        base = 50.0 if rng.random() < 0.5 else 60.0
-        x = sum(rng.uniform(0.1, 1.0) / k * np.sin(2 * np.pi * base * k * t + rng.uniform(0, 2 * np.pi))
-                for k in range(1, 6))
-        x = x + 0.05 * rng.standard_normal(length)
-    elif kind == "white":
-        x = rng.standard_normal(length)
-    elif kind in ("pink", "brown"):
-        spectrum = np.fft.rfft(rng.standard_normal(length))
-        freqs = np.maximum(np.fft.rfftfreq(length, 1.0 / SAMPLE_RATE), 20.0)  # flat below 20 Hz: no DC drift
-        spectrum /= np.sqrt(freqs) if kind == "pink" else freqs
-        x = np.fft.irfft(spectrum, n=length)
-    else:
-        raise ValueError(f"unknown noise kind {kind!r}; one of {', '.join(NOISE_KINDS)}")
-    x = x - x.mean()
-    return (x / max(float(np.sqrt(np.mean(x ** 2))), 1e-12)).astype(np.float32)
 
 
 def place_word(word: np.ndarray, offset: float) -> np.ndarray:

@@ -5,6 +5,14 @@
 from ``sew.data.sentences`` (dev and test first, so none of them appears in train); each
 utterance gets one of ``VOICES`` and a random rate and pitch.
 
+``realistic=True`` degrades every utterance (``sew.data.realistic``: speed, room, band limits,
+noise, level), draws eSpeak NG's rate and pitch from wider ranges, records the configuration in
+``corpus.json`` and each utterance's conditions in ``conditions/{split}.tsv``. Sentences and voices
+follow the clean corpus's sequence for the same seed (a split boundary can move by an utterance or
+two: other rates, other duration estimates). Its random numbers come from ``[seed,
+realistic.STREAM, index]`` (the utterance's position in the plan), so it too is the same whatever
+the number of workers.
+
 Determinism: eSpeak NG keeps state across utterances inside the library that no call
 resets, so utterances are synthesized in fixed chunks of ``CHUNK`` and each chunk runs in a
 fresh process (``run_chunks``, also used by ``sew.data.tasks``). The output is then the same
@@ -27,9 +35,11 @@ import numpy as np
 import soxr
 from tqdm import tqdm
 
+from sew.data import realistic as realistic_mode
 from sew.data.audio import SAMPLE_RATE, write_flac
 from sew.data.corpus import Utterance
 from sew.data.manifest import write_split
+from sew.data.realistic import Conditions, RealisticConfig, degrade, utterance_rng, write_conditions
 from sew.data.sentences import generate_sentences
 from sew.data.text import Vocabulary
 
@@ -56,8 +66,14 @@ class SynthItem:
     pitch: int
 
 
-def plan_corpus(minutes: float, seed: int, eval_minutes: float | None = None) -> list[SynthItem]:
-    """Every utterance of the corpus: dev, test, then train, sized by an estimate of their duration."""
+def plan_corpus(minutes: float, seed: int, eval_minutes: float | None = None,
+                realistic: RealisticConfig | None = None) -> list[SynthItem]:
+    """Every utterance of the corpus: dev, test, then train, sized by an estimate of their duration.
+
+    ``realistic``: draw rate and pitch from its (wider) ranges; the same draws in the same order,
+    so the sentences and voices follow the clean corpus's sequence (the split sizes, estimated from
+    the rates, can differ by an utterance or two)."""
+    rate_wpm, pitch_range = (RATE_WPM, PITCH) if realistic is None else (realistic.rate_wpm, realistic.pitch)
     eval_minutes = max(EVAL_FRACTION * minutes, 0.1) if eval_minutes is None else eval_minutes
     rng = np.random.default_rng([seed, 1])
     targets = {"dev": eval_minutes * 60, "test": eval_minutes * 60, "train": minutes * 60}
@@ -71,8 +87,8 @@ def plan_corpus(minutes: float, seed: int, eval_minutes: float | None = None) ->
             text = pool[next_sentence]
             next_sentence += 1
             voice = VOICES[int(rng.integers(len(VOICES)))]
-            rate = int(rng.integers(RATE_WPM[0], RATE_WPM[1] + 1))
-            pitch = int(rng.integers(PITCH[0], PITCH[1] + 1))
+            rate = int(rng.integers(rate_wpm[0], rate_wpm[1] + 1))
+            pitch = int(rng.integers(pitch_range[0], pitch_range[1] + 1))
             total += len(text.split()) * 60.0 / rate * 0.78 + 0.15  # trimmed duration, fitted on seed 0
             count += 1
             items.append(SynthItem(split, f"{split}-{count:05d}", text, voice, rate, pitch))
@@ -81,11 +97,15 @@ def plan_corpus(minutes: float, seed: int, eval_minutes: float | None = None) ->
 
 def render(wave_int16: np.ndarray, rate: int) -> np.ndarray:
     """eSpeak output to float32 at 16 kHz, leading and trailing silence trimmed (0.1 s kept)."""
-    wave = soxr.resample(wave_int16.astype(np.float32) / 32768.0, rate, SAMPLE_RATE)
+    return trim_silence(soxr.resample(wave_int16.astype(np.float32) / 32768.0, rate, SAMPLE_RATE), SAMPLE_RATE)
+
+
+def trim_silence(wave: np.ndarray, rate: int) -> np.ndarray:
+    """``wave`` without its leading and trailing silence (below ``TRIM_THRESHOLD``), ``TRIM_MARGIN_S`` kept."""
     loud = np.flatnonzero(np.abs(wave) > TRIM_THRESHOLD)
     if len(loud) == 0:
         return wave
-    margin = int(TRIM_MARGIN_S * SAMPLE_RATE)
+    margin = int(TRIM_MARGIN_S * rate)
     return wave[max(loud[0] - margin, 0): loud[-1] + margin + 1]
 
 
@@ -108,26 +128,58 @@ def synthesize_chunk(job: tuple[str, list[SynthItem]]) -> list[int]:
     return lengths
 
 
+def synthesize_realistic_chunk(job: tuple[str, int, RealisticConfig, int, list[SynthItem]]
+                                ) -> list[tuple[int, Conditions]]:
+    """Worker (a fresh process per chunk): synthesize the chunk, degrade each utterance (babble from the
+    chunk's other utterances), write its FLAC; return (length, conditions) per item."""
+    from sew.data.espeak import get_synthesizer
+
+    out_dir, seed, config, first_index, items = job
+    synth = get_synthesizer()
+    synth.reset_random(0)
+    clean = [render(synth.synthesize(it.text, it.voice, it.rate, it.pitch), synth.sample_rate) for it in items]
+    results = []
+    for k, (item, wave) in enumerate(zip(items, clean)):
+        others = clean[:k] + clean[k + 1:]
+        wave, conditions = degrade(wave, utterance_rng(seed, first_index + k), config, others=others)
+        write_flac(Path(out_dir) / "audio" / item.split / f"{item.id}.flac", wave)
+        results.append((len(wave), conditions))
+    return results
+
+
 def synthesize_corpus(out_dir: str | Path, minutes: float = DEFAULT_MINUTES, seed: int = 0, *,
                       workers: int | None = None, eval_minutes: float | None = None,
-                      progress: bool = True, log=print) -> dict:
+                      progress: bool = True, log=print, realistic: bool | RealisticConfig = False) -> dict:
     """Generate the corpus into ``out_dir`` (see the module docstring); return its ``corpus.json``.
 
     ``minutes`` of train audio, plus ``eval_minutes`` each of dev and test (default 7.5 %
     of ``minutes``). ``workers`` defaults to the available cores. Prints the speed via ``log``.
+    ``realistic``: True (the default ``RealisticConfig``) or a config degrades every utterance.
     """
     if minutes <= 0:
         raise ValueError(f"--minutes must be positive, got {minutes}")
+    config = RealisticConfig() if realistic is True else realistic or None
     out = Path(out_dir)
     workers = workers or available_cores()
     start = time.perf_counter()
-    items = plan_corpus(minutes, seed, eval_minutes)
+    items = plan_corpus(minutes, seed, eval_minutes, config)
     chunks = [items[i:i + CHUNK] for i in range(0, len(items), CHUNK)]
-    lengths = run_chunks(synthesize_chunk, [(str(out), chunk) for chunk in chunks], workers, total=len(items),
-                         progress=progress)
+    conditions = None
+    if config is None:
+        lengths = run_chunks(synthesize_chunk, [(str(out), chunk) for chunk in chunks], workers, total=len(items),
+                             progress=progress)
+    else:
+        jobs = [(str(out), seed, config, i * CHUNK, chunk) for i, chunk in enumerate(chunks)]
+        results = run_chunks(synthesize_realistic_chunk, jobs, workers, total=len(items), progress=progress,
+                             desc="synthesize realistic", preload=realistic_mode.PRELOAD)
+        lengths, conditions = [n for n, _ in results], [c for _, c in results]
     info = {"generator": "sew.data.synth", "version": VERSION, "seed": seed, "minutes": minutes,
             "sample_rate": SAMPLE_RATE, "voices": VOICES, "rate_wpm": list(RATE_WPM), "pitch": list(PITCH),
             "splits": {}}
+    if config is not None:  # only here: the clean corpus.json stays as it always was
+        info.update(rate_wpm=list(config.rate_wpm), pitch=list(config.pitch), realistic=True,
+                    realistic_version=realistic_mode.VERSION, realistic_config=config.to_dict(),
+                    conditions="conditions/{split}.tsv", splits=info.pop("splits"))
     for split in ("train", "dev", "test"):
         utts = [Utterance(it.id, str(out / "audio" / split / f"{it.id}.flac"), n, it.text)
                 for it, n in zip(items, lengths) if it.split == split]
@@ -135,28 +187,37 @@ def synthesize_corpus(out_dir: str | Path, minutes: float = DEFAULT_MINUTES, see
         info["splits"][split] = {"utterances": len(utts), "seconds": round(sum(u.num_samples for u in utts) / SAMPLE_RATE, 2)}
         if split == "train":
             Vocabulary.build(u.transcript for u in utts).save(out)
+        if conditions is not None:
+            write_conditions(out / "conditions" / f"{split}.tsv",
+                             [(it.id, c) for it, c in zip(items, conditions) if it.split == split])
     (out / "corpus.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
     elapsed = time.perf_counter() - start
     audio_s = sum(lengths) / SAMPLE_RATE
     if log is not None:
-        log(f"synthesized {audio_s / 60:.1f} min of audio ({len(items)} utterances) in {elapsed:.1f} s: "
+        kind = "" if config is None else "realistic "
+        log(f"synthesized {audio_s / 60:.1f} min of {kind}audio ({len(items)} utterances) in {elapsed:.1f} s: "
             f"{audio_s / elapsed:.0f}x real time with {min(workers, len(chunks))} worker(s)")
     return info
 
 
 def run_chunks(worker: Callable[[tuple], list], jobs: list[tuple], workers: int, *, total: int | None = None,
-               progress: bool = True, desc: str = "synthesize") -> list:
+               progress: bool = True, desc: str = "synthesize", preload: tuple[str, ...] = ()) -> list:
     """``worker(job)`` for every job, each job in a fresh process that never ran eSpeak NG before;
-    the lists the jobs return, concatenated in job order (the progress bar counts their items)."""
+    the lists the jobs return, concatenated in job order (the progress bar counts their items).
+    ``preload``: modules imported once before the processes start (else every chunk imports them again)."""
+    import importlib
+
     from sew.data import espeak
 
     if not jobs:
         return []
+    for module in preload:
+        importlib.import_module(module)
     if not sys.platform.startswith("linux"):
         context = multiprocessing.get_context("spawn")
     elif espeak.in_use():  # a fork would inherit this process's eSpeak NG state: fork from a clean server
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([worker.__module__])
+        context.set_forkserver_preload([worker.__module__, *preload])
     else:
         context = multiprocessing.get_context("fork")
     results: list = []
@@ -193,12 +254,21 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SEW_CACHE") or Path.home() / ".cache" / "sew")
 
 
-def default_corpus(minutes: float = DEFAULT_MINUTES, seed: int = 0, progress: bool = True) -> Path:
-    """The built-in corpus directory, generated into the cache on first use and reused after."""
-    final = cache_dir() / "corpus" / f"synth-v{VERSION}-m{minutes:g}-s{seed}"
-    return cached(final, lambda tmp: synthesize_corpus(tmp, minutes, seed, progress=progress,
-                                                       log=lambda s: print(s, file=sys.stderr)),
-                  "the built-in corpus")
+def corpus_dir(minutes: float = DEFAULT_MINUTES, seed: int = 0, realistic: bool = False) -> Path:
+    """Where ``default_corpus`` keeps a corpus: ``cache_dir()/corpus/synth-vV-mM-sS``, with
+    ``-realistic-vR`` appended for a realistic one (R: ``sew.data.realistic.VERSION``)."""
+    name = f"synth-v{VERSION}-m{minutes:g}-s{seed}"
+    return cache_dir() / "corpus" / (f"{name}-realistic-v{realistic_mode.VERSION}" if realistic else name)
+
+
+def default_corpus(minutes: float = DEFAULT_MINUTES, seed: int = 0, progress: bool = True,
+                   realistic: bool = False) -> Path:
+    """The built-in corpus directory, generated into the cache on first use and reused after
+    (``realistic``: the degraded version, in its own directory; see ``corpus_dir``)."""
+    what = "the built-in realistic corpus" if realistic else "the built-in corpus"
+    return cached(corpus_dir(minutes, seed, realistic),
+                  lambda tmp: synthesize_corpus(tmp, minutes, seed, progress=progress, realistic=realistic,
+                                                log=lambda s: print(s, file=sys.stderr)), what)
 
 
 def available_cores() -> int:

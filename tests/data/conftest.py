@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import filecmp
 from pathlib import Path
 
 import numpy as np
@@ -48,3 +49,18 @@ def _main(argv: list[str]) -> int:
     from sew.cli import main
 
     return main(argv)
+
+
+def tree_files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def same_bytes():
+    """``same_bytes(a, b)`` asserts that two directory trees hold the same files with the same bytes
+    (the generators' determinism across worker counts)."""
+    def check(a, b):
+        assert tree_files(a) == tree_files(b)
+        _, mismatch, errors = filecmp.cmpfiles(a, b, tree_files(a), shallow=False)
+        assert not mismatch and not errors, mismatch
+    return check

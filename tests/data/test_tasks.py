@@ -1,6 +1,5 @@
 """The built-in classification tasks, generated tiny: keyword spotting and speaker identification."""
 
-import filecmp
 import functools
 import json
 from collections import Counter
@@ -16,23 +15,13 @@ TINY_KWS = {"per_class": {"train": 2, "validation": 1, "test": 2}, "commands": (
 TINY_SPEAKERS = {"speakers": 3, "per_speaker": {"train": 2, "dev": 1, "test": 2}}
 
 
-def _files(root):
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-
-
-def _same_bytes(a, b):
-    assert _files(a) == _files(b)
-    _, mismatch, errors = filecmp.cmpfiles(a, b, _files(a), shallow=False)
-    assert not mismatch and not errors, mismatch
-
-
-def test_kws_is_deterministic_one_second_and_balanced(tmp_path, monkeypatch):
+def test_kws_is_deterministic_one_second_and_balanced(tmp_path, monkeypatch, same_bytes):
     monkeypatch.setattr(kws, "CHUNK", 5)  # several chunks, so that the worker count could matter
     kws.synthesize_kws(tmp_path / "a", seed=1, workers=2, progress=False, log=None, **TINY_KWS)
     # Leave eSpeak NG used in this process: forked workers must not inherit its state.
     espeak.get_synthesizer().synthesize("something else entirely", "en+f3", 200, 30)
     kws.synthesize_kws(tmp_path / "b", seed=1, workers=1, progress=False, log=None, **TINY_KWS)
-    _same_bytes(tmp_path / "a", tmp_path / "b")
+    same_bytes(tmp_path / "a", tmp_path / "b")
     root = tmp_path / "a"
     assert detect_format(root) == "speech-commands"
     classes = ["_silence_", "_unknown_", "no", "yes"]
@@ -73,10 +62,10 @@ def test_kws_plan_sizes_and_variation():
     assert len(kws.place_word(long_word, 0.2)) == 16000 and len(kws.place_word(long_word[:3000], -0.25)) == 16000
 
 
-def test_speaker_id_is_deterministic_with_disjoint_sentences(tmp_path):
+def test_speaker_id_is_deterministic_with_disjoint_sentences(tmp_path, same_bytes):
     speaker_id.synthesize_speaker_id(tmp_path / "a", seed=3, progress=False, log=None, **TINY_SPEAKERS)
     speaker_id.synthesize_speaker_id(tmp_path / "b", seed=3, workers=1, progress=False, log=None, **TINY_SPEAKERS)
-    _same_bytes(tmp_path / "a", tmp_path / "b")
+    same_bytes(tmp_path / "a", tmp_path / "b")
     root = tmp_path / "a"
     assert detect_format(root) == "fairseq" and list_splits(root) == ["train", "dev", "test"]
     splits = {s: read_corpus(root, s) for s in ("train", "dev", "test")}
@@ -107,7 +96,7 @@ def test_full_speaker_plan_and_voices_exist():
         synth.set_voice("en-us+nobody")  # eSpeak NG alone would ignore the unknown variant
 
 
-def test_default_task_is_cached_and_cli(tmp_path, monkeypatch, cli):
+def test_default_task_is_cached_and_cli(tmp_path, monkeypatch, cli, same_bytes):
     monkeypatch.setenv("SEW_CACHE", str(tmp_path / "cache"))
     monkeypatch.setitem(tasks.TASKS, "kws", (kws.VERSION, functools.partial(kws.synthesize_kws, **TINY_KWS)))
     first = tasks.default_task("kws", seed=0, progress=False)
@@ -119,7 +108,7 @@ def test_default_task_is_cached_and_cli(tmp_path, monkeypatch, cli):
     assert code == 0 and out.strip() == f"built-in kws task: {first}"
     code, out, _ = cli("data", "synth", "--task", "kws", "--out", tmp_path / "k", "--seed", "0", "--no-progress")
     assert code == 0 and "test: 8 utterances, 4 classes" in out
-    _same_bytes(first, tmp_path / "k")
+    same_bytes(first, tmp_path / "k")
     code, _, err = cli("data", "synth", "--task", "speaker-id", "--minutes", "3")
     assert code == 2 and "--minutes sizes the ASR corpus only" in err
     with pytest.raises(ValueError, match="no built-in task 'asr'"):
