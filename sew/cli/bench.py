@@ -136,8 +136,13 @@ def run_main(args) -> int:
 
     set_threads(args.threads)
     device = pick_device(args.device)
+    only = [flag for dest, flag in LOW_RESOURCE_ONLY.items() if getattr(args, dest, None) not in (None, False, [])]
+    if only and args.profile != "low-resource":
+        raise ValueError(f"{', '.join(only)}: options of --profile low-resource only")
     if args.profile == "paper":
         results = run_paper_profile(args, device)
+    elif args.profile == "low-resource":
+        results = run_low_resource_profile(args, device)
     elif args.profile == "downstream":
         results = run_downstream_profile(args, device)
     else:
@@ -157,8 +162,10 @@ def run_main(args) -> int:
     regressed = 0
     if args.compare:
         from sew.bench.downstream import compare_downstream
+        from sew.bench.low_resource import compare_low_resource
 
-        check = compare_downstream if results.get("profile_name") == "downstream" else compare
+        check = {"downstream": compare_downstream, "low-resource": compare_low_resource}.get(
+            results.get("profile_name"), compare)
         problems = check(results, load_results(args.compare), args.tolerance)
         if problems:
             print(f"\nworse than {args.compare} by more than {args.tolerance}%:")
@@ -185,6 +192,59 @@ def run_downstream_profile(args, device: str) -> dict:
     print(f"sew bench: profile downstream ({profile.notes}); models {', '.join(profile.models)}; "
           f"{profile.budget_minutes:g} min per run", flush=True)
     _, results = run_downstream(profile, args.out, seed=args.seed, device=device, progress=not args.no_progress)
+    return results
+
+
+# Options of the low-resource profile alone (argparse dest -> flag).
+LOW_RESOURCE_ONLY = {"seeds": "--seeds", "pretrain_presets": "--pretrain-preset",
+                     "labeled_minutes": "--labeled-minutes", "pool_minutes": "--pool-minutes", "clean": "--clean",
+                     "smoke": "--smoke", "resume": "--resume", "pretrain_set": "--pretrain-set",
+                     "finetune_set": "--finetune-set"}
+
+
+def split_list(values: list[str] | None) -> list[str] | None:
+    """``--models a,b c`` -> ``["a", "b", "c"]``: commas and spaces both separate."""
+    return None if values is None else [v for value in values for v in value.split(",") if v.strip()]
+
+
+def run_low_resource_profile(args, device: str) -> dict:
+    """Pretraining against fine-tuning from scratch at small scale (``sew.bench.low_resource``)."""
+    from pathlib import Path
+
+    from sew.bench.low_resource import LowResourceProfile, run_low_resource
+
+    foreign = [flag for flag, given in (("--max-minutes", args.max_minutes is not None),
+                                        ("--repeats", args.repeats != 1), ("--variants", args.variants is not None),
+                                        ("--speed-utterances", args.speed_utterances is not None),
+                                        ("--tasks", args.tasks is not None), ("--modes", args.modes is not None),
+                                        ("--lm", args.lm is not None), ("--no-reference", args.no_reference)) if given]
+    if foreign:
+        raise ValueError(f"{', '.join(foreign)}: not options of --profile low-resource; its budgets are "
+                         "--pretrain-minutes and --finetune-minutes, its runs --models, --seeds and --pretrain-preset")
+    if args.data is not None and (args.pool_minutes is not None or args.clean):
+        raise ValueError("--pool-minutes and --clean shape the built-in pool; with --data the pool is the corpus's "
+                         "train split: drop them, or drop --data")
+    profile = LowResourceProfile(realistic=not args.clean, smoke=args.smoke,
+                                 data=str(Path(args.data).resolve()) if args.data is not None else None,
+                                 pretrain_overrides=list(args.pretrain_set), finetune_overrides=list(args.finetune_set))
+    if args.models is not None:
+        profile.models = split_list(args.models)
+    if args.seeds is not None:
+        try:
+            profile.seeds = [int(s) for s in split_list(args.seeds)]
+        except ValueError:
+            raise ValueError(f"--seeds: expected whole numbers such as 0,1; got {' '.join(args.seeds)}") from None
+    if args.pretrain_presets is not None:
+        profile.pretrain_presets = split_list(args.pretrain_presets)
+    for option, name in (("pretrain_minutes", "pretrain_minutes"), ("finetune_minutes", "finetune_minutes"),
+                         ("max_update", "finetune_max_update"), ("labeled_minutes", "labeled_minutes"),
+                         ("pool_minutes", "pool_minutes")):
+        if getattr(args, option) is not None:
+            setattr(profile, name, getattr(args, option))
+    print(f"sew bench: profile low-resource ({profile.notes}); models {', '.join(profile.models)}; seeds "
+          f"{', '.join(map(str, profile.seeds))}; pretraining {', '.join(profile.pretrain_presets)} for "
+          f"{profile.pretrain_minutes:g} min; fine-tuning {profile.finetune_minutes:g} min (the reference)", flush=True)
+    _, results = run_low_resource(profile, args.out, resume=args.resume, device=device, progress=not args.no_progress)
     return results
 
 
@@ -233,7 +293,9 @@ def add_common(p: argparse.ArgumentParser, models_default: str) -> None:
                    help=f"presets, model directories or Hub ids (default: {models_default})")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="training minutes per model (default: the profile's; quick and bench wer: 7.5)")
-    p.add_argument("--max-update", type=int, default=None, help="also stop training after this many updates")
+    p.add_argument("--max-update", type=int, default=None,
+                   help="also stop training after this many updates (low-resource profile: the reference run's, so "
+                        "every fine-tuning run's)")
     p.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
     p.add_argument("--repeats", type=int, default=1, help="training runs per model, seeds seed, seed+1, ... (default: 1)")
     add_data(p, "corpus to train and test on (default: the built-in corpus; the paper profile: LibriSpeech, required)")
@@ -249,18 +311,51 @@ def add_parser(sub) -> None:
                                    "SEW, SEW-D and wav2vec 2.0 and write results/<timestamp>/results.json, "
                                    "results.md and pareto.png. Exit code 1 when a part failed (recorded in the "
                                    "results) or --compare finds a regression.")
-    p.add_argument("--profile", default="quick", choices=["quick", "paper", "downstream"],
+    p.add_argument("--profile", default="quick", choices=["quick", "paper", "downstream", "low-resource"],
                    help="quick: micro presets on the built-in corpus, < 30 min on 2 CPU cores; paper: the released "
                         "LibriSpeech-100h checkpoints (Hub ids) scored on --data's dev-other / test-other and timed "
                         "under the paper's protocol; downstream: keyword spotting and speaker identification, "
-                        "fine-tuned and probed, < 45 min on 2 CPU cores (default: quick)")
+                        "fine-tuned and probed, < 45 min on 2 CPU cores; low-resource: pretraining on an unlabeled "
+                        "pool, then CTC fine-tuning on 10 labeled minutes from scratch and from the encoders at P/4, "
+                        "P/2 and P, at equal updates (about 70 min per model and seed for SEW-D micro, 110 for wav2vec 2.0 "
+                        "micro; the default 2 models x 2 seeds: about 6 h on 2 CPU cores) "
+                        "(default: quick)")
     p.add_argument("--tasks", nargs="+", default=None, choices=["kws", "speaker-id"],
                    help="downstream profile: built-in tasks to run (default: both)")
     p.add_argument("--modes", nargs="+", default=None, choices=["finetune", "probe", "probe-random", "logmel"],
                    help="downstream profile: kinds of run (default: all four)")
     p.add_argument("--pretrain-minutes", type=float, default=None,
                    help="downstream profile: quick pretraining budget of the probed encoders, cached outside the "
-                        "profile's time (default: 10)")
+                        "profile's time (default: 10); low-resource profile: P, each pretraining run's budget, with "
+                        "the encoder also saved at P/4 and P/2 (default: 30)")
+    p.add_argument("--seeds", nargs="+", default=None, metavar="SEED",
+                   help="low-resource profile: run seeds, as 0,1 or 0 1 (default: 0,1)")
+    p.add_argument("--pretrain-preset", "--objectives", dest="pretrain_presets", nargs="+", default=None,
+                   metavar="PRESET",
+                   help="low-resource profile: pretraining presets of configs/pretrain, several to compare objectives "
+                        "in one run, e.g. quick,quick-bestrq (quick: contrastive; quick-bestrq: BEST-RQ's fixed "
+                        "targets) (default: quick)")
+    p.add_argument("--labeled-minutes", type=float, default=None,
+                   help="low-resource profile: minutes of transcribed audio to fine-tune on (default: 10; 60 for the "
+                        "one-hour setting)")
+    p.add_argument("--pool-minutes", type=float, default=None,
+                   help="low-resource profile: minutes of the built-in unlabeled pool (default: 300; not with --data)")
+    p.add_argument("--clean", action="store_true",
+                   help="low-resource profile: the built-in corpora without the realistic degradation (default: "
+                        "realistic)")
+    p.add_argument("--smoke", action="store_true",
+                   help="low-resource profile: let budgets under the minimum through (--finetune-minutes below 10), "
+                        "to test the machinery; the results say they are a smoke test and measure nothing")
+    p.add_argument("--resume", default=None, metavar="RESULTS_DIR",
+                   help="low-resource profile: continue the run whose results directory is RESULTS_DIR, with the same "
+                        "options (models, seeds and presets may change): finished pretraining and fine-tuning runs "
+                        "are reused, interrupted ones continue from their last checkpoint")
+    p.add_argument("--pretrain-set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="low-resource profile: override a field of every pretraining run's preset, e.g. "
+                        "model_overrides.num_layers=2 (repeatable; model, seed and budget stay the profile's)")
+    p.add_argument("--finetune-set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="low-resource profile: override a field of every fine-tuning run's recipe (repeatable; model, "
+                        "seed and budget stay the profile's)")
     add_common(p, "profile")
     p.add_argument("--speed-utterances", type=int, default=None,
                    help="utterances in the speed set (default: the profile's; paper: 200 of dev-other, 0 for all)")
@@ -272,7 +367,10 @@ def add_parser(sub) -> None:
                         "pyctcdecode and kenlm) (default: greedy only)")
     p.add_argument("--finetune-minutes", type=float, default=None,
                    help="paper profile: first fine-tune the released pretrained checkpoints with the official 100h "
-                        "recipe on --data's train-clean-100 for this long each (default: released fine-tuned ones only)")
+                        "recipe on --data's train-clean-100 for this long each (default: released fine-tuned ones "
+                        "only); low-resource profile: the reference run's budget (the first model's first from-scratch "
+                        "run; every other fine-tuning gets its number of updates), at least 10 without --smoke "
+                        "(default: 10)")
     p.add_argument("--compare", default=None, metavar="BASELINE.json",
                    help="exit 1 when a speed ratio or an error rate is worse than in this earlier results.json")
     p.add_argument("--tolerance", type=float, default=10.0, help="allowed worsening in percent for --compare (default: 10)")

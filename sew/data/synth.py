@@ -254,21 +254,26 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SEW_CACHE") or Path.home() / ".cache" / "sew")
 
 
-def corpus_dir(minutes: float = DEFAULT_MINUTES, seed: int = 0, realistic: bool = False) -> Path:
-    """Where ``default_corpus`` keeps a corpus: ``cache_dir()/corpus/synth-vV-mM-sS``, with
-    ``-realistic-vR`` appended for a realistic one (R: ``sew.data.realistic.VERSION``)."""
-    name = f"synth-v{VERSION}-m{minutes:g}-s{seed}"
+def corpus_dir(minutes: float = DEFAULT_MINUTES, seed: int = 0, realistic: bool = False,
+               eval_minutes: float | None = None) -> Path:
+    """Where ``default_corpus`` keeps a corpus: ``cache_dir()/corpus/synth-vV-mM-sS``, with ``-eE``
+    for dev and test sizes of their own and ``-realistic-vR`` for a realistic one (R:
+    ``sew.data.realistic.VERSION``)."""
+    name = f"synth-v{VERSION}-m{minutes:g}-s{seed}" + (f"-e{eval_minutes:g}" if eval_minutes is not None else "")
     return cache_dir() / "corpus" / (f"{name}-realistic-v{realistic_mode.VERSION}" if realistic else name)
 
 
 def default_corpus(minutes: float = DEFAULT_MINUTES, seed: int = 0, progress: bool = True,
-                   realistic: bool = False) -> Path:
+                   realistic: bool = False, eval_minutes: float | None = None) -> Path:
     """The built-in corpus directory, generated into the cache on first use and reused after
-    (``realistic``: the degraded version, in its own directory; see ``corpus_dir``)."""
+    (``realistic``: the degraded version, in its own directory; ``eval_minutes``: dev and test of this
+    size each instead of 7.5 % of ``minutes``, for a small train split that still needs a test set
+    worth measuring on; see ``corpus_dir``)."""
     what = "the built-in realistic corpus" if realistic else "the built-in corpus"
-    return cached(corpus_dir(minutes, seed, realistic),
+    return cached(corpus_dir(minutes, seed, realistic, eval_minutes),
                   lambda tmp: synthesize_corpus(tmp, minutes, seed, progress=progress, realistic=realistic,
-                                                log=lambda s: print(s, file=sys.stderr)), what)
+                                                eval_minutes=eval_minutes, log=lambda s: print(s, file=sys.stderr)),
+                  what)
 
 
 def available_cores() -> int:

@@ -41,6 +41,9 @@ class TrainConfig:
     patience: int = 0  # stop after this many validations without improvement (0: never)
     max_nonfinite: int = 3  # consecutive non-finite updates that stop the run
     stop_on_health: bool = False  # end the run at the health monitor's first finding (sew.train.health)
+    # Also write the model as RUN/snapshot-F/ when the run passes these shares of its budget (0 < F < 1):
+    # one run gives the models of shorter budgets trained on the whole budget's schedule.
+    snapshot_fractions: tuple[float, ...] = ()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "train config") -> "TrainConfig":

@@ -12,6 +12,12 @@ process. Non-finite losses or gradients skip the update with a warning; ``max_no
 stop the run with a checkpoint and ``TrainingDiverged``. fp16 overflow steps handled by the loss
 scaler are not counted as failures.
 
+Snapshots: with ``snapshot_fractions`` (e.g. ``[0.25, 0.5]``) the model is also written to
+``RUN/snapshot-0.25/`` ... (atomically, as ``RUN/final``) the first time the run passes that share of
+its budget (``progress()``: updates, or training minutes under a wall-clock budget), so one run gives
+the models of shorter budgets trained on the full budget's schedule. Which snapshots are written is
+part of the training state: a resumed run writes only those its checkpoint had not reached.
+
 Health: the task's ``HealthMonitor`` (``sew.train.health``) reads every logged record; a finding is
 printed once, logged as a ``health`` record and kept in ``RUN/summary.json``; with
 ``stop_on_health`` the run ends at the first one (checkpoint, ``final``, summary written).
@@ -48,6 +54,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, model: torch.nn.Module, task: TrainingTask, run_dir: str | Path, *,
                  accelerator=None, find_unused_parameters: bool = False, progress: bool = True) -> None:
+        check_snapshot_fractions(cfg.snapshot_fractions)
         self.cfg, self.task, self.run_dir = cfg, task, Path(run_dir)
         self.acc = accelerator or make_accelerator(cfg.mixed_precision, find_unused_parameters=find_unused_parameters)
         optimizer = build_optimizer(model, cfg.lr, betas=cfg.betas, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
@@ -94,6 +101,7 @@ class Trainer:
                 if not self._step(micro):                                         # step (False: skipped)
                     continue
                 self._log_when_due()                                              # log
+                self._snapshot_when_due()                                         # snapshot
                 if not self._budget_done():
                     self._stop = self._validate_when_due() or self._stop          # validate (True: early stop)
                     self._checkpoint_when_due(sampler)                            # checkpoint
@@ -245,6 +253,7 @@ class Trainer:
         self._last_valid_time = self.state.elapsed_seconds
         self._validated_at, self._stop = -1, False
         self._boundary = (self.state.batches_done, self.state.epoch, rng_state())
+        self._progress_seen = self.progress()  # a snapshot is due when an update crosses its fraction
 
     def _elapsed(self) -> float:
         return self._elapsed_base + (time.perf_counter() - self._clock) - self._paused
@@ -377,6 +386,26 @@ class Trainer:
         if self.cfg.save_every and self.state.update % self.cfg.save_every == 0:
             self._save(sampler)
 
+    def _snapshot_when_due(self) -> None:
+        """``RUN/snapshot-F/`` for each fraction F of ``snapshot_fractions`` the run has just passed."""
+        if not self.cfg.snapshot_fractions:
+            return
+        written = self.state.extra.setdefault("snapshots", {})
+        before, self._progress_seen = self._progress_seen, self.progress()
+        for fraction in self.cfg.snapshot_fractions:
+            name = snapshot_name(fraction)
+            if name in written or not before < fraction <= self._progress_seen:
+                continue  # written, not reached, or passed before this run asked for it (never mislabelled)
+            written[name] = self.state.update
+            if not self.is_main:
+                continue
+            minutes = self.state.elapsed_seconds / 60.0
+            # One process writes: its clock pauses only when it is alone, so several processes' clocks
+            # (and their reading of a wall-clock budget) stay together.
+            with self.paused_clock() if self.acc.num_processes == 1 else contextlib.nullcontext():
+                self._write_model(name, {"snapshot_fraction": fraction, "minutes": minutes})
+            self.logger.log("event", self.state.update, {"snapshot": name, "fraction": fraction, "minutes": minutes})
+
     def _write_model(self, name: str, metrics: dict) -> None:
         """Write the unwrapped model to ``RUN/name`` atomically (temporary directory, then rename)."""
         final, tmp = self.run_dir / name, self.run_dir / f".tmp-{name}"
@@ -429,8 +458,28 @@ class Trainer:
         self._save(sampler)
         if self.is_main:
             self._write_model("final", {"best_" + self.cfg.best_metric: state.best_metric})
+            missed = [snapshot_name(f) for f in self.cfg.snapshot_fractions
+                      if snapshot_name(f) not in state.extra.get("snapshots", {})]
+            if missed:
+                self.logger.message(f"note: not written: {', '.join(missed)} (the run ended at {self.progress():.0%} "
+                                    f"of its budget, update {state.update}, or had passed that share when resumed "
+                                    "with snapshots asked for)")
             self.logger.log("event", state.update, {"finished": "health" if self.stopped_by_health else "end",
                                                     "minutes": state.elapsed_seconds / 60.0,
                                                     "skipped": state.skipped_updates})
             self._write_summary()
             self.logger.plot()
+
+
+def snapshot_name(fraction: float) -> str:
+    """The directory of the snapshot at ``fraction`` of the budget: ``snapshot-0.25``."""
+    return f"snapshot-{fraction:g}"
+
+
+def check_snapshot_fractions(fractions) -> None:
+    """``train.snapshot_fractions``: each strictly between 0 and 1 (``RUN/final`` is the whole budget's)."""
+    bad = [f for f in fractions if not 0.0 < float(f) < 1.0]
+    if bad:
+        raise ValueError(f"train.snapshot_fractions: {', '.join(f'{f:g}' for f in bad)} not strictly between 0 and 1; "
+                         "give shares of the budget such as [0.25, 0.5] (RUN/final already holds the whole budget's "
+                         "model)")

@@ -133,3 +133,37 @@ def test_gradient_accumulation_counts_updates(tmp_path, make_model, short_data, 
     state = Trainer(config(max_update=1, update_freq=2, save_every=0), make_model(), Counting(vocab), tmp_path,
                     progress=False).fit(short_data)
     assert state.update == 1 and state.batches_done == 2 and calls == [0, 0]  # two micro-batches, one update
+
+
+def test_snapshots_at_fractions_of_the_budget(tmp_path, make_model, short_data, vocab):
+    """A 4-update run with snapshot_fractions [0.25, 0.5] writes RUN/snapshot-0.25 at update 1 and
+    RUN/snapshot-0.5 at update 2: the weights of that update on the 4-update schedule. A run resumed
+    from update 1 writes only the snapshot its checkpoint had not reached, with the same weights."""
+    from safetensors.torch import load_file
+
+    def meta(directory):
+        return json.loads((directory / "sew_config.json").read_text())
+
+    def weights(directory):
+        return load_file(str(directory / "model.safetensors"))
+
+    cfg = config(max_update=4, save_every=1, snapshot_fractions=(0.25, 0.5))
+    run = tmp_path / "full"
+    Trainer(cfg, make_model(), CTCTask(vocab), run, progress=False).fit(short_data)
+    assert meta(run / "snapshot-0.25")["update"] == 1 and meta(run / "snapshot-0.5")["update"] == 2
+    assert meta(run / "snapshot-0.5")["metrics"]["snapshot_fraction"] == 0.5
+    assert (run / "snapshot-0.5" / "vocab.json").is_file()  # written by the task, as RUN/final
+    snap, at_2 = weights(run / "snapshot-0.5"), weights(run / "checkpoints/update_00000002")
+    assert snap.keys() == at_2.keys() and all(torch.equal(snap[k], at_2[k]) for k in snap)
+    events = [(r["snapshot"], r["update"]) for r in read_log(run, "event") if "snapshot" in r]
+    assert events == [("snapshot-0.25", 1), ("snapshot-0.5", 2)]
+
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run / "checkpoints/update_00000001", resumed / "checkpoints/update_00000001")
+    Trainer(cfg, make_model(), CTCTask(vocab), resumed, progress=False).fit(short_data)
+    assert not (resumed / "snapshot-0.25").exists()  # its checkpoint had it already
+    again = weights(resumed / "snapshot-0.5")
+    assert all(torch.equal(again[k], snap[k]) for k in snap)
+
+    with pytest.raises(ValueError, match=r"train.snapshot_fractions: 1 not strictly between 0 and 1"):
+        Trainer(config(snapshot_fractions=(0.5, 1.0)), make_model(), CTCTask(vocab), tmp_path / "bad", progress=False)
