@@ -330,19 +330,15 @@ def add_parser(sub) -> None:
                         "the encoder also saved at P/4 and P/2 (default: 30)")
     p.add_argument("--seeds", nargs="+", default=None, metavar="SEED",
                    help="low-resource profile: run seeds, as 0,1 or 0 1 (default: 0,1)")
-    p.add_argument("--pretrain-preset", "--objectives", dest="pretrain_presets", nargs="+", default=None,
-                   metavar="PRESET",
-                   help="low-resource profile: pretraining presets of configs/pretrain, several to compare objectives "
-                        "in one run, e.g. quick,quick-bestrq (quick: contrastive; quick-bestrq: BEST-RQ's fixed "
-                        "targets) (default: quick)")
+    p.add_argument("--pretrain-preset", "--objectives", dest="pretrain_presets", nargs="+", default=None, metavar="PRESET",
+                   help="low-resource profile: pretraining presets of configs/pretrain, several to compare objectives, "
+                        "e.g. quick,quick-bestrq (contrastive, BEST-RQ's fixed targets) (default: quick)")
     p.add_argument("--labeled-minutes", type=float, default=None,
-                   help="low-resource profile: minutes of transcribed audio to fine-tune on (default: 10; 60 for the "
-                        "one-hour setting)")
+                   help="low-resource profile: minutes of transcribed audio to fine-tune on (default: 10; or 60)")
     p.add_argument("--pool-minutes", type=float, default=None,
                    help="low-resource profile: minutes of the built-in unlabeled pool (default: 300; not with --data)")
     p.add_argument("--clean", action="store_true",
-                   help="low-resource profile: the built-in corpora without the realistic degradation (default: "
-                        "realistic)")
+                   help="low-resource profile: the built-in corpora without degradation (default: realistic)")
     p.add_argument("--smoke", action="store_true",
                    help="low-resource profile: let budgets under the minimum through (--finetune-minutes below 10), "
                         "to test the machinery; the results say they are a smoke test and measure nothing")

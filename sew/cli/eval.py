@@ -3,54 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-from sew.asr.model import load_ctc_model
+from sew.asr.evaluate import evaluate_model, make_decoder_or_explain  # noqa: F401 (sew eval's API)
 from sew.cli.options import add_data, add_device, add_strict
 from sew.export import BACKENDS
-
-
-def make_decoder_or_explain(vocab, args):
-    from sew.asr.decode import make_decoder
-
-    try:
-        return make_decoder(vocab, args.beam_size, args.lm, args.lm_weight, args.word_score)
-    except ImportError as err:
-        raise ValueError(str(err)) from err
-
-
-def evaluate_model(model_dir, data, split: str, out_dir, *, vocab_path=None, decoder_args=None, device=None,
-                   max_tokens: int = 1_600_000, strict: bool = False, backend: str = "torch",
-                   onnx_file=None) -> dict:
-    """Evaluate ``model_dir`` on ``split`` of ``data``; write ``out_dir/metrics.json`` + ``utterances.tsv``; print a table."""
-    from sew.asr.decode import GreedyDecoder
-    from sew.asr.evaluate import eval_dataset, evaluate
-    from sew.data.corpus import read_corpus
-    from sew.data.rejects import RejectLog
-    from sew.data.synth import default_corpus
-
-    model, vocab, device = load_ctc_model(model_dir, vocab_path, device, backend, onnx_file)
-    decoder = make_decoder_or_explain(vocab, decoder_args) if decoder_args is not None else GreedyDecoder(vocab)
-    root = data if data is not None else default_corpus()
-    log = RejectLog(strict=strict)
-    dataset, refs = eval_dataset(read_corpus(root, split=split, rejects_log=log), log)
-    result = evaluate(model, dataset, refs, decoder, max_tokens=max_tokens, device=device)
-    s = result.summary
-    s.update(model=str(model_dir), data=str(root), split=split,
-             decoder="greedy" if isinstance(decoder, GreedyDecoder) else "beam", backend=backend)
-    if out_dir is not None:
-        metrics, rows = result.write(out_dir)
-        if len(log):
-            log.write(out_dir)
-    print(f"{'split':<8} {'utts':>6} {'hours':>7} {'WER %':>7} {'CER %':>7} {'sub':>6} {'del':>6} {'ins':>6}")
-    print(f"{split:<8} {s['utterances']:>6} {s['audio_seconds'] / 3600:>7.3f} {100 * s['wer']:>7.2f} "
-          f"{100 * s['cer']:>7.2f} {s['substitutions']:>6} {s['deletions']:>6} {s['insertions']:>6}")
-    if out_dir is not None:
-        print(f"wrote {metrics} and {rows}")
-    if len(log):
-        print(f"skipped {len(log)} item(s): {log.summary()}", file=sys.stderr)
-    return s
 
 
 def run(args) -> int:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from sew.pretrain.config import ObjectiveConfig
 from sew.pretrain.bestrq import BestRQModel
-from sew.pretrain.objective import PretrainingModel, PretrainOutput, load_pretraining_model, make_pretraining_model
+from sew.pretrain.build import load_pretraining_model, make_pretraining_model
+from sew.pretrain.objective import PretrainingModel, PretrainOutput
 
 __all__ = ["BestRQModel", "ObjectiveConfig", "PretrainOutput", "PretrainingModel", "load_pretraining_model",
            "make_pretraining_model"]

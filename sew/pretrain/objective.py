@@ -231,31 +231,3 @@ class PretrainingModel(nn.Module):
     def save_encoder(self, path: str | Path, **extra) -> None:
         """Write the encoder alone (quantiser and heads removed) for fine-tuning: ``sew.load_model(path)``."""
         save_model(self.encoder, path, objective=self.config.objective.to_dict(), **extra)
-
-
-def make_pretraining_model(encoder: SpeechEncoder, config: ObjectiveConfig | None = None) -> nn.Module:
-    """The model of ``config.kind``: ``PretrainingModel`` (contrastive) or ``BestRQModel`` (bestrq)."""
-    cfg = config or ObjectiveConfig()
-    if cfg.kind == "bestrq":
-        from sew.pretrain.bestrq import BestRQModel
-
-        return BestRQModel(encoder, cfg)
-    return PretrainingModel(encoder, cfg)
-
-
-def load_pretraining_model(path: str | Path) -> nn.Module:
-    """The whole pretraining model (heads, and BEST-RQ's frozen quantiser, included) from a training
-    checkpoint directory: a ``PretrainingModel`` or a ``BestRQModel`` as its ``objective.kind`` says."""
-    import json
-
-    from sew.checkpoint import CONFIG_NAME, WEIGHTS_NAME
-    from sew.files import load_checked, read_state_dict
-
-    directory = Path(path)
-    meta_path = directory / CONFIG_NAME
-    if not meta_path.is_file():
-        raise ValueError(f"{directory}: no {CONFIG_NAME}; pass a checkpoint directory RUN/checkpoints/update_NNNNNNNN")
-    config = PretrainingConfig.from_dict(json.loads(meta_path.read_text()).get("model", {}), str(meta_path))
-    model = make_pretraining_model(SpeechEncoder(config.encoder), config.objective)
-    load_checked(model, read_state_dict(directory / WEIGHTS_NAME), str(directory / WEIGHTS_NAME))
-    return model

@@ -20,7 +20,7 @@ from sew.data import rejects
 from sew.data.corpus import read_corpus
 from sew.data.dataset import SpeechDataset
 from sew.data.rejects import RejectLog
-from sew.pretrain.objective import make_pretraining_model
+from sew.pretrain.build import make_pretraining_model
 from sew.pretrain.recipe import PretrainRecipe
 from sew.pretrain.task import PretrainTask
 from sew.train.loop import Trainer, TrainingState

@@ -35,7 +35,8 @@ from pathlib import Path
 import torch
 
 from sew.train.config import TrainConfig
-from sew.train.health import SUMMARY_FILE
+from sew.train.health_hooks import HealthHooks
+from sew.train.snapshots import SnapshotHooks, check_snapshot_fractions, snapshot_name
 from sew.train.logs import RunLogger, budget_fraction
 from sew.train.masking import update_generator
 from sew.train.schedule import build_schedule, set_lr
@@ -49,7 +50,7 @@ class TrainingDiverged(RuntimeError):
     """Raised after ``max_nonfinite`` consecutive non-finite updates (a checkpoint is written first)."""
 
 
-class Trainer:
+class Trainer(HealthHooks, SnapshotHooks):
     """Runs ``task`` on ``model`` under ``cfg``, writing everything into ``run_dir`` (see the module docstring)."""
 
     def __init__(self, cfg: TrainConfig, model: torch.nn.Module, task: TrainingTask, run_dir: str | Path, *,
@@ -230,17 +231,7 @@ class Trainer:
         self.logger.log("event", state.update, {"nonfinite": what, "streak": state.nonfinite_streak})
         if state.nonfinite_streak >= self.cfg.max_nonfinite:
             path = self._save(None)
-            if self.monitor is not None and self.is_main and not self.monitor.said("divergence"):
-                from sew.train.health import Finding
-
-                finding = Finding("divergence", state.update,
-                                  f"divergence: {state.nonfinite_streak} consecutive updates had a non-finite {what} "
-                                  f"at update {state.update}; the run stopped", {"skipped": state.skipped_updates})
-                self.monitor.findings.append(finding)
-                self.logger.log("health", state.update, {"symptom": finding.symptom, "message": finding.message,
-                                                         **finding.values})
-            if self.is_main:
-                self._write_summary()
+            self._health_stopped_run(what)
             raise TrainingDiverged(
                 f"{state.nonfinite_streak} consecutive updates had a non-finite {what} (update {state.update}); "
                 f"stopped. The last good state is in {path}. Lower the learning rate, enable clip_norm, use "
@@ -287,51 +278,6 @@ class Trainer:
         self.logger.log("train", state.update, values)
         self._window = defaultdict(float, t0=state.elapsed_seconds)
         self._stop = self._health({"kind": "train", "update": state.update, **values}, broadcast=True) or self._stop
-
-    # -- health -----------------------------------------------------------------------------------
-    def _replay_health(self) -> None:
-        """A resumed run's monitor: the log's records up to the checkpoint, replayed silently."""
-        if self.monitor is None or not self.is_main or not self.state.update:
-            return
-        from sew.train.logs import read_log
-
-        self.monitor.replay(r for r in read_log(self.run_dir)
-                            if r.get("kind") in ("train", "valid") and r["update"] <= self.state.update)
-
-    def _health(self, record: dict, broadcast: bool) -> bool:
-        """Show ``record`` to the monitor (main process); True when ``stop_on_health`` ends the run.
-        ``broadcast``: every process calls this at the same update and takes the main one's decision."""
-        stop = [False]
-        if self.monitor is not None and self.is_main:
-            for finding in self.monitor.observe(record):
-                self.logger.log("health", finding.update, {"symptom": finding.symptom, "message": finding.message,
-                                                           **finding.values})
-                if self.cfg.stop_on_health:
-                    stop[0] = True
-        if broadcast and self.cfg.stop_on_health and self.acc.num_processes > 1:
-            from accelerate.utils import broadcast_object_list
-
-            broadcast_object_list(stop)
-        if stop[0] and not self.stopped_by_health:
-            self.stopped_by_health = True
-            self.logger.message(f"--stop-on-health: stopping at update {self.state.update}")
-        return stop[0]
-
-    def _write_summary(self) -> None:
-        """``RUN/summary.json``: where the run ended, its health findings, its last logged numbers."""
-        from sew.files import write_json
-        from sew.train.logs import read_log
-
-        state = self.state
-        last = {kind: next((r for r in reversed(read_log(self.run_dir)) if r.get("kind") == kind), None)
-                for kind in ("train", "valid")}
-        findings = self.monitor.findings if self.monitor is not None else []
-        write_json(self.run_dir / SUMMARY_FILE, {
-            "update": state.update, "minutes": state.elapsed_seconds / 60.0, "skipped": state.skipped_updates,
-            "best_metric": state.best_metric, "best_update": state.best_update,
-            "monitored": self.monitor is not None, "healthy": not findings,
-            "stopped_by_health": self.stopped_by_health, "health": [f.to_dict() for f in findings],
-            "last_train": last["train"], "last_valid": last["valid"]})
 
     def _validate_when_due(self) -> bool:
         cfg, state = self.cfg, self.state
@@ -385,26 +331,6 @@ class Trainer:
     def _checkpoint_when_due(self, sampler) -> None:
         if self.cfg.save_every and self.state.update % self.cfg.save_every == 0:
             self._save(sampler)
-
-    def _snapshot_when_due(self) -> None:
-        """``RUN/snapshot-F/`` for each fraction F of ``snapshot_fractions`` the run has just passed."""
-        if not self.cfg.snapshot_fractions:
-            return
-        written = self.state.extra.setdefault("snapshots", {})
-        before, self._progress_seen = self._progress_seen, self.progress()
-        for fraction in self.cfg.snapshot_fractions:
-            name = snapshot_name(fraction)
-            if name in written or not before < fraction <= self._progress_seen:
-                continue  # written, not reached, or passed before this run asked for it (never mislabelled)
-            written[name] = self.state.update
-            if not self.is_main:
-                continue
-            minutes = self.state.elapsed_seconds / 60.0
-            # One process writes: its clock pauses only when it is alone, so several processes' clocks
-            # (and their reading of a wall-clock budget) stay together.
-            with self.paused_clock() if self.acc.num_processes == 1 else contextlib.nullcontext():
-                self._write_model(name, {"snapshot_fraction": fraction, "minutes": minutes})
-            self.logger.log("event", self.state.update, {"snapshot": name, "fraction": fraction, "minutes": minutes})
 
     def _write_model(self, name: str, metrics: dict) -> None:
         """Write the unwrapped model to ``RUN/name`` atomically (temporary directory, then rename)."""
@@ -470,16 +396,3 @@ class Trainer:
             self._write_summary()
             self.logger.plot()
 
-
-def snapshot_name(fraction: float) -> str:
-    """The directory of the snapshot at ``fraction`` of the budget: ``snapshot-0.25``."""
-    return f"snapshot-{fraction:g}"
-
-
-def check_snapshot_fractions(fractions) -> None:
-    """``train.snapshot_fractions``: each strictly between 0 and 1 (``RUN/final`` is the whole budget's)."""
-    bad = [f for f in fractions if not 0.0 < float(f) < 1.0]
-    if bad:
-        raise ValueError(f"train.snapshot_fractions: {', '.join(f'{f:g}' for f in bad)} not strictly between 0 and 1; "
-                         "give shares of the budget such as [0.25, 0.5] (RUN/final already holds the whole budget's "
-                         "model)")

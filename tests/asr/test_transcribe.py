@@ -63,6 +63,7 @@ def test_bad_files_get_a_message_and_the_others_are_transcribed(tmp_path, make_m
     assert "3 of 5 file(s) could not be transcribed" in err
 
 
+@pytest.mark.slow  # the ONNX export itself is tested in tests/test_export.py
 @pytest.mark.parametrize("preset", ["sew-d-micro"])
 def test_onnx_backend_transcribes_like_pytorch(tmp_path, make_model, vocab, capsys, preset):
     pytest.importorskip("onnxscript")

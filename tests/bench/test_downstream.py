@@ -20,6 +20,7 @@ def tiny_task(tmp_path, monkeypatch):
     return root
 
 
+@pytest.mark.slow
 def test_downstream_profile_writes_every_run_and_records_a_failure(tiny_task, tmp_path):
     from sew.bench.downstream import DownstreamProfile, compare_downstream, run_downstream
 

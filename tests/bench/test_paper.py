@@ -78,6 +78,7 @@ def test_paper_profile_scores_and_times_the_released_checkpoints(librispeech, hu
     assert (run / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_paper_profile_fine_tunes_a_released_pretrained_checkpoint(librispeech, hub, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(hub))
     run = PaperRun(models=[], pretrained=["asapp/sew-d-tiny-100k"], finetune_minutes=0.05, splits=("dev-other",),

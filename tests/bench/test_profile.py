@@ -31,6 +31,7 @@ def run(corpus, tmp_path_factory):
     return directory
 
 
+@pytest.mark.slow
 def test_result_files(run):
     data = json.loads((run / "results.json").read_text())
     assert [r["model"] for r in data["speed"]] == ["sew-d-micro", "w2v2-micro"]
@@ -48,6 +49,7 @@ def test_result_files(run):
     assert (run / "pareto.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_compare_passes_on_itself_and_fails_on_a_doctored_baseline(run, tmp_path, capsys):
     data = json.loads((run / "results.json").read_text())
     assert compare(data, data, 1.0) == []
@@ -62,6 +64,7 @@ def test_compare_passes_on_itself_and_fails_on_a_doctored_baseline(run, tmp_path
     assert any("sew-mid" in p for p in compare(data, missing, 10.0))
 
 
+@pytest.mark.slow
 def test_cli_compare_exits_nonzero_and_says_why(run, corpus, tmp_path, capsys):
     data = json.loads((run / "results.json").read_text())
     doctored = copy.deepcopy(data)

@@ -116,7 +116,7 @@ def test_onnx_rows_time_onnxruntime_against_eager():
                 SpeedSetup(lengths=[16000], dtype="bfloat16", onnx=True), reference=False)
 
 
-@pytest.mark.parametrize("mode", ["dynamic", "static"])
+@pytest.mark.parametrize("mode", [pytest.param("dynamic", marks=pytest.mark.slow), "static"])
 def test_compiled_rows(mode):
     """--compile times the compiled model next to eager; static compiles one graph per timed shape
     (two batches here)."""

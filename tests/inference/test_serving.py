@@ -57,6 +57,7 @@ def test_no_grad_dtype_and_state_dict_changes(cpu_path, saved):
         assert (model(x, lengths).logits - want).abs().max() < 1e-5
 
 
+@pytest.mark.slow
 def test_the_original_compiles_after_the_converted_one_ran(saved):
     directory, x, lengths, want = saved
     model = sew.load_model(directory).eval()

@@ -62,7 +62,7 @@ def assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
         assert torch.equal(a[key], b[key]), key
 
 
-@pytest.mark.parametrize("kind", ["finetune", "pretrain"])
+@pytest.mark.parametrize("kind", ["finetune", pytest.param("pretrain", marks=pytest.mark.slow)])  # pretrain: also tests/pretrain/test_resume.py
 def test_same_seed_same_weights_and_kill_9_then_rerun_gives_the_same_weights(kind, tmp_path, tiny_corpus):
     make = (lambda run: finetune_args(run, tiny_corpus)) if kind == "finetune" else pretrain_args
     finish(make(tmp_path / "a"))
