@@ -187,8 +187,9 @@ class HealthMonitor:
             return Finding("representation-collapse", update,
                            f"representation collapse: only {share:.1%} of the context output varies over time "
                            f"(a random initialisation has about 80%) over the last {WINDOW} updates at update "
-                           f"{update}; every frame maps to nearly the same vector. Try a lower learning rate, "
-                           f"more warm-up or a smaller objective.feature_grad_mult",
+                           f"{update}; every frame maps to nearly the same vector. Try a lower learning rate or "
+                           f"more warm-up; with kind bestrq, objective.feature_penalty_weight 0 and shorter masks "
+                           f"(objective.mask_length; docs/pretraining.md, BEST-RQ)",
                            {"time_share": share})
         return None
 
