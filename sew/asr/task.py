@@ -59,9 +59,10 @@ class CTCTask(TrainingTask):
 
     def health_monitor(self, cfg):
         """The blank plateau and divergence (``sew.train.health``)."""
+        from sew.config import to_mapping
         from sew.train.health import ctc_monitor
 
-        return ctc_monitor({k: getattr(cfg, k) for k in ("warmup_updates", "schedule", "phase_ratio", "max_update")})
+        return ctc_monitor(to_mapping(cfg))
 
     def validate(self, model) -> dict[str, float] | None:
         if self.valid is None:

@@ -139,10 +139,10 @@ class PretrainTask(TrainingTask):
 
     def health_monitor(self, cfg):
         """Chance level, codebook, trivial solution, representation collapse, divergence (``sew.train.health``)."""
+        from sew.config import to_mapping
         from sew.train.health import pretrain_monitor
 
-        return pretrain_monitor(self.objective.to_dict(), {k: getattr(cfg, k) for k in
-                                                           ("warmup_updates", "schedule", "phase_ratio", "max_update")})
+        return pretrain_monitor(self.objective.to_dict(), to_mapping(cfg))
 
     def checkpoint_files(self) -> dict:
         return {"pretrain_task.json": {"seed": self.seed, "crop": self.crop, "objective": self.objective.to_dict()}}
