@@ -148,10 +148,11 @@ def test_a_diverging_run_is_named(tmp_path):
 
 
 def test_codebook_collapse_and_its_trivial_solution_are_named(tmp_path):
-    # Too high a learning rate: the quantiser falls to one code per group, every negative then equals
-    # its target and accuracy reaches 1 with a loss of 0 (what users of fairseq and transformers report).
+    # Too high a learning rate with the official diversity weight: the quantiser falls to one code per
+    # group, every negative then equals its target and accuracy reaches 1 with a loss of 0 (what users
+    # of fairseq and transformers report).
     run = tmp_path / "run"
-    assert main(tiny_args(run, 110, *SMALL, "--set", "train.lr=0.05")) == 0
+    assert main(tiny_args(run, 110, *SMALL, "--set", "train.lr=0.05", "--set", "objective.diversity_weight=0.1")) == 0
     found = {r["symptom"]: r for r in health_records(run)}
     assert set(found) == {"codebook-collapse", "trivial-solution"}
     assert found["codebook-collapse"]["update"] == 100 and found["trivial-solution"]["accuracy"] > 0.98
