@@ -50,6 +50,12 @@ class ObjectiveConfig:
     mask_prob: float = 0.65
     mask_length: int = 10
     min_masks: int = 2
+    # A masking curriculum: the first ``single_frame_updates`` updates mask single frames at
+    # ``single_frame_prob``, a task the model learns within ~100 updates from a frame's neighbours;
+    # the spans above follow, which small runs leave chance on only from such a start
+    # (docs/pretraining.md). 0: the spans from the first update (the official recipe).
+    single_frame_updates: int = 0
+    single_frame_prob: float = 0.3
     # BEST-RQ (kind "bestrq"): targets = nearest entry of a frozen random codebook to a frozen random
     # projection of normalised, stacked log-mel frames; one softmax head per codebook on the context.
     bestrq_codebooks: int = 1  # independent projection/codebook pairs, one head each, CE averaged
@@ -79,10 +85,11 @@ class ObjectiveConfig:
             raise bad("gumbel_temperature_decay", "expected a factor in (0, 1]")
         if self.logit_temperature <= 0:
             raise bad("logit_temperature", "must be positive")
-        for name in ("dropout_features", "mask_prob"):
+        for name in ("dropout_features", "mask_prob", "single_frame_prob"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise bad(name, f"got {getattr(self, name)}, expected a probability in [0, 1)")
-        for name in ("diversity_weight", "feature_penalty_weight", "feature_grad_mult", "min_masks"):
+        for name in ("diversity_weight", "feature_penalty_weight", "feature_grad_mult", "min_masks",
+                     "single_frame_updates"):
             if getattr(self, name) < 0:
                 raise bad(name, "must not be negative")
         for name in ("bestrq_codebooks", "bestrq_code_dim", "bestrq_mel_bins"):
@@ -95,6 +102,12 @@ class ObjectiveConfig:
                                          "(the frequency bins of a 25 ms window)")
         if not 0 <= self.bestrq_seed < 2 ** 63:
             raise bad("bestrq_seed", f"got {self.bestrq_seed}, expected an integer in [0, 2**63)")
+
+    def masks_at(self, update: int) -> tuple[float, int]:
+        """(mask_prob, mask_length) of the time masks at ``update`` (the curriculum above)."""
+        if update < self.single_frame_updates:
+            return self.single_frame_prob, 1
+        return self.mask_prob, self.mask_length
 
     @property
     def num_codevectors(self) -> int:

@@ -82,6 +82,7 @@ class PretrainTask(TrainingTask):
                  valid_max_tokens: int = 1_400_000) -> None:
         self.objective, self.seed, self.crop = objective, int(seed), crop
         self.valid_dataset, self.valid_max_tokens = valid_dataset, int(valid_max_tokens)
+        self.update = 0  # the latest training update: validation masks as training does now
 
     # -- one micro-batch ----------------------------------------------------------------------
     def forward(self, model, batch: Batch, update: int, seed: int) -> PretrainOutput:
@@ -93,27 +94,31 @@ class PretrainTask(TrainingTask):
         if self.crop:
             waves, lengths = crop_to_shortest(waves, lengths, g)
         frame_lengths, frames = core.frame_lengths(lengths, waves.shape[1])
-        time_mask = self.time_mask(frame_lengths, frames, g)
+        time_mask = self.time_mask(frame_lengths, frames, g, update)
         device = waves.device
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # dropout, LayerDrop, Gumbel
             torch.manual_seed(seed)
             return model(waves, lengths, time_mask, generator=g)
 
-    def time_mask(self, frame_lengths: torch.Tensor, frames: int, generator: torch.Generator) -> torch.Tensor:
-        """``[B, frames]`` bool spans inside each utterance (``sew.train.masking``), at least 2 frames per batch."""
-        o = self.objective
-        return compute_time_mask(frame_lengths, frames, o.mask_prob, o.mask_length, o.min_masks, generator)
+    def time_mask(self, frame_lengths: torch.Tensor, frames: int, generator: torch.Generator,
+                  update: int) -> torch.Tensor:
+        """``[B, frames]`` bool spans inside each utterance (``sew.train.masking``), at least ``min_masks``
+        per utterance; single frames before ``objective.single_frame_updates``."""
+        prob, length = self.objective.masks_at(update)
+        return compute_time_mask(frame_lengths, frames, prob, length, self.objective.min_masks, generator)
 
     def loss(self, model, batch: Batch, update: int, micro: int, generator: torch.Generator) -> LossSums:
         """The micro-batch's objective summed over its masked frames (the count); random numbers drawn
         from (seed, update, global micro-batch index) only (module docstring)."""
         world, rank = distributed_info()
+        self.update = int(update)
         out = self.forward(model, batch, update, micro_seed(self.seed, update, micro * world + rank))
         sums = dict(zip(_STAT_KEYS, summary(out).tolist()))
         count = sums.pop("sample_size")
         sums.pop("loss")  # the loop sums the loss itself
         sums["accuracy"] = sums.pop("correct")
-        return LossSums(loss=out.loss, count=count, sums=sums, values={"temperature": out.temperature})
+        values = {"temperature": out.temperature, "mask_length": self.objective.masks_at(update)[1]}
+        return LossSums(loss=out.loss, count=count, sums=sums, values=values)
 
     # -- validation, saving -------------------------------------------------------------------
     def validate(self, model) -> dict[str, float] | None:
@@ -128,7 +133,7 @@ class PretrainTask(TrainingTask):
         for i, batch in enumerate(make_dataloader(self.valid_dataset, sampler)):
             if not len(batch):
                 continue
-            total += summary(self.forward(model, batch.to(device), 0, micro_seed(self.seed, -1, i))).cpu()
+            total += summary(self.forward(model, batch.to(device), self.update, micro_seed(self.seed, -1, i))).cpu()
         if total[0] == 0:
             return {}
         return {k: v for k, v in stats_from_summary(total).items()}

@@ -61,10 +61,13 @@ class HealthMonitor:
     ``contrastive``, ``chance``, ``accuracy``, perplexities and ``time_share``) or ``"ctc"``
     (fine-tuning: ``loss`` and ``empty``, the share of utterances whose greedy path is all blank).
     ``codebook_size`` (G x V) and ``groups`` enable the codebook checks of the contrastive quantiser.
+    ``task_change``: the update at which the task gets harder on purpose (the pretraining masks'
+    switch from single frames to spans); the loss's rise there is not divergence, and its running
+    minimum starts again once the windows hold only the new task.
     """
 
     def __init__(self, kind: str, *, warmup_updates: int = 0, codebook_size: int | None = None, groups: int = 1,
-                 thresholds: HealthThresholds | None = None) -> None:
+                 thresholds: HealthThresholds | None = None, task_change: int = 0) -> None:
         if kind not in ("pretrain", "ctc"):
             raise ValueError(f"health monitor kind must be 'pretrain' or 'ctc', got {kind!r}")
         self.kind, self.warmup = kind, int(warmup_updates or 0)
@@ -75,6 +78,7 @@ class HealthMonitor:
         self.findings: list[Finding] = []
         self.min_loss: float | None = None
         self.skipped = 0
+        self.task_change = int(task_change or 0)
 
     # -- input ------------------------------------------------------------------------------------
     def observe(self, record: dict) -> list[Finding]:
@@ -238,6 +242,8 @@ class HealthMonitor:
         self.skipped = skipped
         key = "contrastive" if self.kind == "pretrain" else "loss"
         loss = self._window(key)
+        if self.task_change and update - WINDOW < self.task_change <= update:  # windows that mix both tasks
+            self.min_loss, loss = None, None
         if loss is not None and math.isfinite(loss):
             if (update >= max(self.warmup, WINDOW) and self.min_loss is not None
                     and loss > t.divergence_ratio * self.min_loss and loss > self.min_loss + t.divergence_margin):
@@ -295,7 +301,8 @@ def pretrain_monitor(objective: dict, train: dict) -> HealthMonitor:
     contrastive = objective.get("kind", "contrastive") == "contrastive"
     groups = objective.get("codebook_groups", 2) if contrastive else objective.get("bestrq_codebooks", 1)
     size = groups * objective.get("codebook_entries", 320) if contrastive else None
-    return HealthMonitor("pretrain", warmup_updates=warmup_of(train), codebook_size=size, groups=groups)
+    return HealthMonitor("pretrain", warmup_updates=warmup_of(train), codebook_size=size, groups=groups,
+                         task_change=objective.get("single_frame_updates") or 0)
 
 
 def ctc_monitor(train: dict) -> HealthMonitor:
