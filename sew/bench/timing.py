@@ -7,6 +7,7 @@ shared machine hits them alike; ``torch.cuda.synchronize`` brackets each timed r
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
@@ -154,30 +155,43 @@ def peak_memory(forward, inputs, device: torch.device) -> int:
     return memory.peak
 
 
-def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, size: int = 2048, repeats: int = 3,
-                       trials: int = 5) -> float:
+def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, size: int = 2048, trials: int = 5,
+                       max_seconds: float = 1.0) -> float:
     """Measured GFLOP/s of a large matrix multiply on this device, dtype and thread count: the best of
-    ``trials`` timings of ``repeats`` products (a peak, so a moment of background load does not lower it),
-    and on a CPU the better of MKL (``a @ b``) and oneDNN with a reordered weight where oneDNN has the dtype."""
+    up to ``trials`` timings (a peak, so a moment of background load does not lower it), and on a CPU the
+    better of MKL (``a @ b``) and oneDNN with a reordered weight where oneDNN has the dtype.
+
+    Each timing repeats the product until it lasts about 0.1 s (one product already does on a CPU
+    core; thousands on a GPU), and each kind of product stops after two timings once ``max_seconds``
+    are spent: a benchmark measures the peak twice, and at one thread five fixed timings of three
+    products cost more than the quick runs they frame."""
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
     products = [lambda: a @ b]
     if device.type == "cpu" and onednn_available(dtype):
         packed = torch.ops.mkldnn._reorder_linear_weight(b, None)
         products.append(lambda: torch.ops.mkldnn._linear_pointwise(a, packed, None, "none", [], ""))
-    best = float("inf")
+    best = float("inf")  # seconds per product
+
+    def timed(product, repeats: int) -> float:
+        synchronize(device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            product()
+        synchronize(device)
+        return (time.perf_counter() - start) / repeats
+
     with torch.inference_mode():
         for product in products:
-            for _ in range(3):
-                product()
-            for _ in range(trials):
-                synchronize(device)
-                start = time.perf_counter()
-                for _ in range(repeats):
-                    product()
-                synchronize(device)
-                best = min(best, time.perf_counter() - start)
-    return 2 * size**3 * repeats / best / 1e9
+            spent = time.perf_counter()
+            product()  # warm-up: first-call allocations and kernel selection
+            one = timed(product, 1)
+            repeats = max(1, min(10_000, math.ceil(0.1 / max(one, 1e-9))))
+            for trial in range(trials):
+                best = min(best, one if trial == 0 and repeats == 1 else timed(product, repeats))
+                if trial >= 1 and time.perf_counter() - spent > max_seconds:
+                    break
+    return 2 * size**3 / best / 1e9
 
 
 def machine_info(device: torch.device, threads: int) -> dict:
