@@ -86,3 +86,46 @@ def load_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
     if problems:
         raise ValueError(f"{source}: weights do not fit the model config: " + " | ".join(problems))
     model.load_state_dict(state)
+
+
+LOCK_FILE = ".lock"
+
+
+class DirectoryInUseError(RuntimeError):
+    """Another process holds a directory's ``DirectoryLock``."""
+
+
+class DirectoryLock:
+    """An exclusive ``flock`` on ``DIR/.lock`` while one process writes ``DIR`` (a run directory).
+
+    A second training process started on the same run directory would interleave its log with the
+    first one's and overwrite its checkpoints; it is refused instead, with the holder's pid. The
+    kernel releases the lock when its process ends, even by a crash, so a stale lock cannot block a
+    resume. Platforms without ``fcntl`` (Windows) go unlocked."""
+
+    def __init__(self, directory: str | Path, what: str = "run directory") -> None:
+        self.path = Path(directory) / LOCK_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.path, "a+", encoding="utf-8")
+        try:
+            import fcntl
+        except ImportError:
+            return
+        try:
+            fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "unknown"
+            self.file.close()
+            raise DirectoryInUseError(f"{self.path.parent}: this {what} is in use by another process (pid {holder}; lock "
+                               f"{self.path}); wait for it to end, or give another directory") from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(str(os.getpid()))
+        self.file.flush()
+
+    def release(self) -> None:
+        """Unlock (closing the file releases the ``flock``)."""
+        if not self.file.closed:
+            self.file.close()
+

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 
+from sew.files import DirectoryInUseError
 from sew.runtime import keep_freed_memory
 
 COMMANDS = ["models", "convert", "data", "pretrain", "finetune", "eval", "transcribe", "classify", "features", "bench",
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, DirectoryInUseError) as err:
         # User errors: one clear line, no traceback.
         print(f"sew {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -7,7 +7,8 @@ appends ``{"kind", "update", "time", **values}`` to ``RUN/log.jsonl`` (one JSON 
 ``valid`` metric, the train loss and the health monitor's statistics (accuracy, perplexities,
 time-varying share, empty hypotheses, gradient norm) against updates into ``RUN/curves.png``,
 with the monitor's findings marked.
-Only the main process logs (``enabled=False`` elsewhere).
+Only the main process logs (``enabled=False`` elsewhere), and it holds the run directory's lock
+(``sew.files.DirectoryLock``) until ``close()``: a second process on the same directory is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from sew.files import DirectoryLock
 
 LOG_FILE = "log.jsonl"
 # Train statistics drawn besides the loss when a run logs them: the health monitor's inputs.
@@ -70,7 +73,7 @@ class RunLogger:
         self.bar = self.writer = None
         if not enabled:
             return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.lock = DirectoryLock(self.run_dir)  # one writer per run directory
         self.file = open(self.run_dir / LOG_FILE, "a", encoding="utf-8")
         if tensorboard:
             try:
@@ -136,6 +139,7 @@ class RunLogger:
         if self.writer is not None:
             self.writer.close()
         self.file.close()
+        self.lock.release()
 
 
 def _fmt(value: Any) -> str:
@@ -162,10 +166,12 @@ def plot_run(run_dir: str | Path, out: str | Path) -> Path | None:
         ax.axis("off")
     health = read_log(run_dir, "health")
     for ax, (kind, key) in zip(axes.flat, metrics):
-        for h in health:  # the health monitor's findings, where they were said
-            ax.axvline(h["update"], color="tab:red", linestyle="--", linewidth=0.8)
-            ax.text(h["update"], 0.02, h.get("symptom", ""), transform=ax.get_xaxis_transform(), rotation=90,
-                    color="tab:red", fontsize=7, va="bottom", ha="right")
+        for h in health:  # the health monitor's findings where they were said, and their recoveries
+            color = "tab:green" if h.get("symptom") == "recovered" else "tab:red"
+            label = f"recovered: {h.get('from', '')}" if h.get("symptom") == "recovered" else h.get("symptom", "")
+            ax.axvline(h["update"], color=color, linestyle="--", linewidth=0.8)
+            ax.text(h["update"], 0.02, label, transform=ax.get_xaxis_transform(), rotation=90,
+                    color=color, fontsize=7, va="bottom", ha="right")
         rows = [r for r in (train if kind == "train" else valid) if isinstance(r.get(key), (int, float))]
         ax.plot([r["update"] for r in rows], [r[key] for r in rows], marker="." if kind == "valid" else None)
         ax.set_xlabel("updates")

@@ -176,3 +176,17 @@ def test_set_lr_from_the_command_line_is_a_number(tmp_path, tiny_corpus):
                  "--test-split", ""]) == 0
     assert json.loads((run / "recipe.json").read_text())["train"]["lr"] == 0.0001
     assert [r["lr"] for r in read_log(run, "train")] == [pytest.approx(1e-4)] * 3
+
+
+def test_a_run_directory_in_use_is_refused_in_one_line(tmp_path, tiny_corpus, capsys):
+    from sew.files import DirectoryLock
+
+    held = DirectoryLock(tmp_path / "run")  # another `sew finetune` writing there
+    try:
+        code = main(["finetune", "--data", str(tiny_corpus), "--run-dir", str(tmp_path / "run"), "--max-update", "1",
+                     "--no-progress", "--set", "model_overrides.num_layers=1"])
+    finally:
+        held.release()
+    err = capsys.readouterr().err
+    assert code == 2 and f"{tmp_path / 'run'}: this run directory is in use by another process" in err
+    assert "Traceback" not in err and not (tmp_path / "run" / "log.jsonl").exists()

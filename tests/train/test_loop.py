@@ -167,3 +167,17 @@ def test_snapshots_at_fractions_of_the_budget(tmp_path, make_model, short_data, 
 
     with pytest.raises(ValueError, match=r"train.snapshot_fractions: 1 not strictly between 0 and 1"):
         Trainer(config(snapshot_fractions=(0.5, 1.0)), make_model(), CTCTask(vocab), tmp_path / "bad", progress=False)
+
+
+def test_a_second_process_on_a_run_directory_is_refused(tmp_path, make_model, short_data, vocab):
+    from sew.files import DirectoryInUseError, DirectoryLock
+
+    held = DirectoryLock(tmp_path)  # another training process writing this run directory
+    trainer = Trainer(config(max_update=2), make_model(), CTCTask(vocab, MASKS), tmp_path, progress=False)
+    with pytest.raises(DirectoryInUseError, match=rf"{tmp_path}.*in use by another process \(pid \d+"):
+        trainer.fit(short_data)
+    assert not (tmp_path / "log.jsonl").exists() and not (tmp_path / "checkpoints").exists()  # nothing written
+    held.release()
+    state = Trainer(config(max_update=2), make_model(), CTCTask(vocab, MASKS), tmp_path, progress=False).fit(short_data)
+    assert state.update == 2 and read_log(tmp_path, "train")
+    DirectoryLock(tmp_path).release()  # fit released the lock when it ended
