@@ -181,7 +181,7 @@ def pretrain_run(profile, model: str, preset: str, seed: int, corpora: Corpora, 
 def pretraining_row(run: Path, *, model: str, seed: int, preset: str, objective: str) -> dict:
     """What a pretraining run reports: updates, audio seen, the last train and dev statistics, the health
     monitor's findings and, per checkpoint (P/4, P/2, P), its directory, update, minutes and audio seen."""
-    from sew.train.health import read_summary
+    from sew.train.health_report import read_summary
     from sew.train.logs import read_log
     from sew.train.snapshots import snapshot_name
 
@@ -233,7 +233,7 @@ def finetune_run(profile, model: str, seed: int, init: str | Path, start: str, c
     directory) on the labeled set, under ``max_minutes`` and / or ``max_update``; scored on its test split."""
     from sew.asr.finetune import finetune, load_recipe
     from sew.asr.evaluate import evaluate_model
-    from sew.train.health import read_summary
+    from sew.train.health_report import read_summary
 
     key = {"model": model, "seed": seed, "start": start, "preset": profile.finetune_preset,
            "max_minutes": max_minutes, "max_update": max_update, "overrides": list(profile.finetune_overrides),
@@ -272,7 +272,9 @@ def family_of(model: str) -> str | None:
 
 
 def findings(summary: dict) -> list[str]:
-    return [f"{f['symptom']} at update {f['update']}" for f in summary.get("health") or []]
+    return [f"{f['symptom']} at update {f['update']}" + (f", recovered at update {f['recovered']}"
+                                                          if f.get("recovered") is not None else "")
+            for f in summary.get("health") or []]
 
 
 def percent(value) -> float | None:

@@ -11,7 +11,7 @@ from sew.cli.options import (TRAINING_SHORTCUTS, add_training, check_run, pick_d
 
 
 def run(args) -> int:
-    from sew.train.health import final_line, read_summary
+    from sew.train.health_report import final_line, read_summary
     from sew.train.loop import TrainingDiverged
     from sew.train.setup import configure_threads
 

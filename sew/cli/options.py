@@ -76,7 +76,7 @@ def add_training(p: argparse.ArgumentParser, run_dir_default: str, set_example: 
 
 def check_run(run_dir: str) -> int:
     """``--check RUN``: the health report of an existing run (exit 1 when it found a problem)."""
-    from sew.train.health import check_report
+    from sew.train.health_report import check_report
 
     report, healthy = check_report(run_dir)
     print(report)

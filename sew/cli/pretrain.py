@@ -17,7 +17,7 @@ _SHORTCUTS = {  # option -> recipe field it sets, besides the training shortcuts
 def run(args) -> int:
     from sew.pretrain.recipe import load_recipe, recipe_names
     from sew.pretrain.run import pretrain
-    from sew.train.health import final_line, read_summary
+    from sew.train.health_report import final_line, read_summary
     from sew.train.loop import TrainingDiverged
     from sew.train.setup import configure_threads
 

@@ -8,6 +8,11 @@ the trainer writes to ``log.jsonl`` (already all-reduced over processes), so a l
 ``sew pretrain --check RUN`` (a replay of the log) reach the same findings, and a resumed run
 rebuilds its monitor by replaying the log up to its checkpoint.
 
+A symptom that clears, well past its threshold (hysteresis, so a statistic near the line does not
+flap), is withdrawn with a line of its own ("recovered", the finding keeps ``recovered``): a run
+dips early and learns after, and a line that is never taken back would mislead. Divergence and a
+trivial solution are never withdrawn.
+
 Windows: "the last 50 updates" are the train records logged within the last 50 updates (each is
 the mean over ``log_every`` updates), or the last record when ``log_every`` is larger.
 """
@@ -39,6 +44,11 @@ class HealthThresholds:
     gnorm_spike: float = 10.0  # divergence: a logged gradient norm > this x the median of the last 20
     plateau_flatness: float = 0.05  # blank plateau: loss changed by less than this share over 100 updates ...
     plateau_empty: float = 0.95  # ... with at least this share of greedy hypotheses empty
+    # Recovery (a finding withdrawn): not learning below this x chance; collapses at this x their
+    # thresholds (time-varying share, perplexities); the blank plateau under this share of empty hypotheses.
+    recovered_chance_ratio: float = 0.95
+    recovery_factor: float = 2.0
+    recovered_empty: float = 0.5
 
 
 @dataclass
@@ -49,6 +59,8 @@ class Finding:
     update: int
     message: str
     values: dict = field(default_factory=dict)
+    recovered: int | None = None  # the update at which the symptom cleared (None: still there)
+    recovery: str = ""  # the line that said so
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -97,18 +109,57 @@ class HealthMonitor:
             return []
         new = [f for f in found if not self.said(f.symptom)]
         self.findings += new
-        return new
+        return new + self._recoveries()
 
     def replay(self, records: Iterable[dict]) -> list[Finding]:
         """Observe every record in order (``sew pretrain --check``, or rebuilding after a resume)."""
         return [f for r in records for f in self.observe(r)]
 
     def said(self, symptom: str) -> bool:
-        return any(f.symptom == symptom for f in self.findings)
+        """A finding of ``symptom`` stands (said and not withdrawn): it is not said again."""
+        return any(f.symptom == symptom and f.recovered is None for f in self.findings)
 
     @property
     def healthy(self) -> bool:
-        return not self.findings
+        return all(f.recovered is not None for f in self.findings)
+
+    def _recoveries(self) -> list[Finding]:
+        """The standing findings whose statistic is now well clear of their threshold, marked recovered."""
+        out = []
+        for f in self.findings:
+            now = self._cleared(f.symptom) if f.recovered is None and self.train else None
+            if now is not None:
+                f.recovered = update = self.train[-1]["update"]
+                f.recovery = f"recovered from {f.symptom} (said at update {f.update}): {now} at update {update}"
+                out.append(f)
+        return out
+
+    def _cleared(self, symptom: str) -> str | None:
+        """What shows ``symptom`` is gone, over the last window (None: it is not)."""
+        t = self.t
+        if symptom == "not-learning":
+            loss, chance = self._window("contrastive"), self._window("chance")
+            if loss is not None and chance and loss < t.recovered_chance_ratio * chance:
+                return f"the mean loss is {loss:.3f}, {loss / chance:.1%} of the chance level {chance:.3f}"
+        elif symptom == "representation-collapse":
+            share = self._window("time_share")
+            if share is not None and share >= t.recovery_factor * t.time_share:
+                return f"{share:.1%} of the context output varies over time"
+        elif symptom == "codebook-collapse":
+            code = self._window("code_perplexity")
+            prob = self._window("prob_perplexity") if self.codebook_size else None
+            if ((code is not None or prob is not None)
+                    and (code is None or code > t.recovery_factor * t.code_perplexity_per_group * self.groups)
+                    and (prob is None or prob >= t.recovery_factor * t.prob_perplexity_share * self.codebook_size)):
+                return ", ".join(f"{name} perplexity {v:.1f}" for name, v in (("probability", prob), ("code", code))
+                                 if v is not None)
+        elif symptom == "blank-plateau":
+            empty = self._window("empty")
+            if empty is None and self.valid and _number(self.valid[-1].get("empty")):
+                empty = self.valid[-1]["empty"]
+            if empty is not None and empty < t.recovered_empty:
+                return f"{empty:.0%} of greedy hypotheses are empty"
+        return None
 
     # -- windows --------------------------------------------------------------------------------
     def _window(self, key: str, end: int | None = None, span: int = WINDOW) -> float | None:
@@ -280,7 +331,9 @@ def summary_line(findings: list[Finding]) -> str:
     """The run's last line on health: ``health: no problem found`` or each symptom and where."""
     if not findings:
         return "health: no problem found"
-    return "health: " + "; ".join(f"{f.symptom} at update {f.update}" for f in findings)
+    said = "; ".join(f"{f.symptom} at update {f.update}" + (f", recovered at update {f.recovered}"
+                                                            if f.recovered is not None else "") for f in findings)
+    return "health: " + ("no problem left (" + said + ")" if all(f.recovered is not None for f in findings) else said)
 
 
 # -- building monitors, run summaries, checking finished runs -------------------------------------
@@ -323,56 +376,3 @@ def monitor_for_run(run_dir) -> HealthMonitor:
     if "masking" in recipe and recipe.get("task", "asr") == "asr":
         return ctc_monitor(recipe.get("train", {}))
     raise ValueError(f"{run_dir}: a classification run; the health monitor watches pretraining and CTC runs")
-
-
-def check_run(run_dir) -> tuple[HealthMonitor, list[dict]]:
-    """Replay ``RUN/log.jsonl`` through a fresh monitor: (the monitor with its findings, the train records)."""
-    from sew.train.logs import read_log
-
-    monitor = monitor_for_run(run_dir)
-    records = [r for r in read_log(run_dir) if r.get("kind") in ("train", "valid")]
-    if not records:
-        raise ValueError(f"{run_dir}: log.jsonl has no train or valid record yet")
-    monitor.replay(records)
-    return monitor, [r for r in records if r["kind"] == "train"]
-
-
-REPORT_KEYS = ("loss", "contrastive", "chance", "accuracy", "prob_perplexity", "code_perplexity", "time_share",
-               "empty", "gnorm")
-
-
-def check_report(run_dir) -> tuple[str, bool]:
-    """What ``sew pretrain --check RUN`` prints, and whether the run is healthy."""
-    monitor, train = check_run(run_dir)
-    last = train[-1] if train else {}
-    numbers = []
-    for key in REPORT_KEYS:
-        value = monitor._window(key) if train else None
-        if value is not None:
-            numbers.append(f"{key} {value:.4g}")
-    lines = [f"{run_dir}: {last.get('update', 0)} updates, {float(last.get('minutes', 0.0)):.1f} min of training"]
-    if numbers:
-        lines.append(f"last {WINDOW} updates: " + ", ".join(numbers))
-    lines += [f"update {f.update}: {f.message}" for f in monitor.findings]
-    lines.append(summary_line(monitor.findings))
-    return "\n".join(lines), monitor.healthy
-
-
-def read_summary(run_dir) -> dict | None:
-    import json
-    from pathlib import Path
-
-    path = Path(run_dir) / SUMMARY_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def final_line(run_dir) -> str:
-    """The health line printed last by the training commands."""
-    summary = read_summary(run_dir)
-    if summary is None or "health" not in summary:
-        return "health: not monitored"
-    findings = [Finding(**f) for f in summary["health"]]
-    line = summary_line(findings)
-    if summary.get("stopped_by_health"):
-        line += " (stopped by --stop-on-health)"
-    return line + f"; details in {run_dir}/{SUMMARY_FILE}"

@@ -29,6 +29,10 @@ class HealthHooks:
         stop = [False]
         if self.monitor is not None and self.is_main:
             for finding in self.monitor.observe(record):
+                if finding.recovered is not None:  # a standing finding withdrawn: said, never a reason to stop
+                    self.logger.log("health", finding.recovered, {"symptom": "recovered", "from": finding.symptom,
+                                                                  "message": finding.recovery})
+                    continue
                 self.logger.log("health", finding.update, {"symptom": finding.symptom, "message": finding.message,
                                                            **finding.values})
                 if self.cfg.stop_on_health:
@@ -54,7 +58,7 @@ class HealthHooks:
         write_json(self.run_dir / SUMMARY_FILE, {
             "update": state.update, "minutes": state.elapsed_seconds / 60.0, "skipped": state.skipped_updates,
             "best_metric": state.best_metric, "best_update": state.best_update,
-            "monitored": self.monitor is not None, "healthy": not findings,
+            "monitored": self.monitor is not None, "healthy": all(f.recovered is not None for f in findings),
             "stopped_by_health": self.stopped_by_health, "health": [f.to_dict() for f in findings],
             "last_train": last["train"], "last_valid": last["valid"]})
 

@@ -11,7 +11,8 @@ import torch
 from sew.cli import main
 from sew.models.lengths import lengths_to_mask
 from sew.pretrain.objective import time_varying_share
-from sew.train.health import HealthMonitor, check_report, final_line
+from sew.train.health import HealthMonitor, summary_line
+from sew.train.health_report import check_report, final_line
 
 from ..pretrain.helpers import read_log, tiny_args
 
@@ -94,6 +95,62 @@ def test_blank_plateau_needs_a_flat_loss_and_empty_hypotheses():
     on_dev.replay(records(30, **{**flat, "empty": 0.0}) + [{"kind": "valid", "update": 300, "empty": 1.0, "cer": 1.0}])
     assert symptoms(on_dev) == ["blank-plateau"] and "on dev" in on_dev.findings[0].message
 
+
+
+def test_a_symptom_that_clears_is_withdrawn_once_and_can_be_said_again():
+    # The share dips below 0.2 (the finding at update 100), comes back (withdrawn when the window's
+    # mean passes 0.4), then collapses for good (said again).
+    dip = pretrain_monitor()
+    share = lambda u: 0.1 if u <= 200 else (0.6 if u <= 400 else 0.05)  # noqa: E731
+    events = dip.replay(records(60, **{**HEALTHY, "time_share": share}))
+    said = [(f.symptom, f.update, f.recovered) for f in dip.findings]
+    assert said == [("representation-collapse", 100, 230), ("representation-collapse", 440, None)]
+    assert "recovered from representation-collapse (said at update 100): 40.0% of the context output" in \
+        dip.findings[0].recovery
+    assert len(events) == 3 and not dip.healthy  # two findings and one recovery; the second stands
+    assert summary_line(dip.findings) == ("health: representation-collapse at update 100, recovered at update 230; "
+                                          "representation-collapse at update 440")
+    # A run that only dipped is healthy at the end; the line keeps what was said.
+    learned = pretrain_monitor()
+    learned.replay(records(60, **{**HEALTHY, "contrastive": lambda u: CHANCE if u <= 400 else 0.8 * CHANCE}))
+    assert [(f.symptom, f.update, f.recovered) for f in learned.findings] == [("not-learning", 300, 420)]
+    assert learned.healthy and summary_line(learned.findings).startswith("health: no problem left (not-learning")
+    codes = pretrain_monitor()  # G x V = 128: collapsed under 12.8, recovered from 25.6
+    codes.replay(records(60, **{**HEALTHY, "prob_perplexity": lambda u: 5.0 if u <= 200 else 60.0}))
+    assert [(f.symptom, f.update, f.recovered) for f in codes.findings] == [("codebook-collapse", 100, 220)]
+    assert "probability perplexity 27.0, code perplexity 50.0 at update 220" in codes.findings[0].recovery
+
+
+def test_no_withdrawal_near_the_threshold_or_for_divergence():
+    # Hysteresis: a share that wavers between 0.15 and 0.3 is one standing finding, not a flapping one.
+    wavering = pretrain_monitor()
+    wavering.replay(records(60, **{**HEALTHY, "time_share": lambda u: 0.15 if (u // 50) % 2 else 0.3}))
+    assert [(f.symptom, f.recovered) for f in wavering.findings] == [("representation-collapse", None)]
+    rising = pretrain_monitor()  # the loss comes back down after its rise: the divergence still stands
+    rising.replay(records(60, **{**HEALTHY, "contrastive": lambda u: 2.5 if 200 <= u < 300 else 1.2}))
+    assert symptoms(rising) == ["divergence"] and rising.findings[0].recovered is None and not rising.healthy
+    plateau = HealthMonitor("ctc", warmup_updates=40)  # CTC: the plateau is left when hypotheses appear
+    plateau.replay(records(50, loss=lambda u: 3.3 if u <= 400 else 3.3 - (u - 400) / 100,
+                           empty=lambda u: 1.0 if u <= 400 else 0.0, gnorm=1.0))
+    assert [(f.symptom, f.update, f.recovered) for f in plateau.findings] == [("blank-plateau", 300, 430)]
+
+
+def test_the_trainer_logs_a_recovery_and_does_not_stop_for_it(tmp_path):
+    from types import SimpleNamespace
+
+    from sew.train.health_hooks import HealthHooks
+
+    logged = []
+    hooks = HealthHooks()
+    hooks.monitor, hooks.is_main, hooks.stopped_by_health = pretrain_monitor(), True, False
+    hooks.cfg, hooks.acc = SimpleNamespace(stop_on_health=False), SimpleNamespace(num_processes=1)
+    hooks.logger = SimpleNamespace(log=lambda kind, update, values: logged.append((kind, update, values)),
+                                   message=print)
+    for r in records(30, **{**HEALTHY, "time_share": lambda u: 0.1 if u <= 150 else 0.7}):
+        assert not hooks._health(r, broadcast=False)
+    assert [(k, u, v["symptom"], v.get("from")) for k, u, v in logged] == [
+        ("health", 100, "representation-collapse", None), ("health", 180, "recovered", "representation-collapse")]
+    assert logged[1][2]["message"].startswith("recovered from representation-collapse (said at update 100)")
 
 def test_time_varying_share():
     g = torch.Generator().manual_seed(0)
