@@ -115,9 +115,6 @@ class EncoderConfig:
             raise bad("pos_conv_groups", f"hidden_size {self.hidden_size} is not divisible by {self.pos_conv_groups}")
         if self.squeeze_factor < 1:
             raise bad("squeeze_factor", "must be at least 1")
-        if self.family == "wav2vec2" and self.squeeze_factor != 1:  # it would be ignored: say so
-            raise bad("squeeze_factor", f"got {self.squeeze_factor}; wav2vec 2.0 does not squeeze, set 1 (or use "
-                                        "family sew or sew-d, whose context network squeezes)")
         unknown = set(self.pos_att_type) - set(POS_ATT_TYPES)
         if unknown:
             raise bad("pos_att_type", f"unknown terms {sorted(unknown)}; use a subset of {list(POS_ATT_TYPES)}")

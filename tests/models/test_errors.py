@@ -57,9 +57,6 @@ def test_bad_config_field(tmp_path):
         sew.build_model({"family": "sewd"})
     with pytest.raises(ValueError, match="field 'pos_att_type'.*c2c"):
         sew.build_model("sew-d-micro", pos_att_type=["c2c"])
-    # wav2vec 2.0 has no squeeze: a factor would be silently ignored (a pretraining study once was).
-    with pytest.raises(ValueError, match="field 'squeeze_factor': got 2; wav2vec 2.0 does not squeeze, set 1"):
-        sew.build_model("w2v2-micro", squeeze_factor=2)
 
 
 def test_directory_without_config(tmp_path):
