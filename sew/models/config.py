@@ -139,7 +139,7 @@ class EncoderConfig:
 
     def replace(self, **changes: Any) -> "EncoderConfig":
         """A copy with ``changes`` (converted by type, as from a preset: ``replace(layerdrop="0.1")``)."""
-        return from_mapping(EncoderConfig, {**self.to_dict(), **changes}, "model config")
+        return _check_changes(from_mapping(EncoderConfig, {**self.to_dict(), **changes}, "model config"), changes)
 
 
 def preset_names() -> list[str]:
@@ -151,4 +151,14 @@ def load_config(spec: "str | Path | dict | EncoderConfig", **overrides: Any) -> 
     """A config from a preset name, a YAML/JSON path, a mapping or a config (copied), with overrides."""
     if isinstance(spec, EncoderConfig):
         spec = spec.to_dict()
-    return load_preset("model", EncoderConfig, spec, values=overrides)
+    return _check_changes(load_preset("model", EncoderConfig, spec, values=overrides), overrides)
+
+
+def _check_changes(config: EncoderConfig, changes: dict[str, Any]) -> EncoderConfig:
+    """Refuse an explicit change the family would ignore. A stored wav2vec 2.0 config carries the
+    default squeeze_factor of 2 (the field is SEW's) and must still load, so only changes are checked."""
+    if config.family == "wav2vec2" and "squeeze_factor" in changes and config.squeeze_factor != 1:
+        raise ValueError(f"model config field 'squeeze_factor': wav2vec 2.0 has no squeeze context network, so "
+                         f"{config.squeeze_factor} would be ignored; use a SEW or SEW-D model (e.g. sew-micro) to "
+                         "squeeze, or leave the field out")
+    return config

@@ -80,3 +80,15 @@ def test_weights_that_do_not_fit(tmp_path):
     (tmp_path / "sew_config.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match=r"missing \d+ weights: context.transformer.layers.4"):
         sew.load_model(tmp_path)
+
+
+def test_a_squeeze_on_wav2vec2_is_refused_not_ignored():
+    with pytest.raises(ValueError, match="squeeze_factor.*wav2vec 2.0 has no squeeze.*sew-micro"):
+        sew.build_model("w2v2-micro", squeeze_factor=2)
+    with pytest.raises(ValueError, match="squeeze_factor"):
+        sew.load_config("w2v2-micro").replace(squeeze_factor="4")
+    # A stored config keeps the field's default (it is SEW's) and loads; so do 1 and other families' squeezes.
+    stored = {**sew.load_config("w2v2-micro").to_dict(), "squeeze_factor": 2}  # as converted from transformers
+    assert sew.load_config(stored).squeeze_factor == 2 and sew.SpeechEncoder(sew.load_config(stored)) is not None
+    assert sew.build_model("w2v2-micro", squeeze_factor=1).config.family == "wav2vec2"
+    assert sew.load_config("sew-micro").replace(squeeze_factor=4).squeeze_factor == 4
