@@ -159,17 +159,19 @@ def pretrain_run(profile, model: str, preset: str, seed: int, corpora: Corpora, 
     from sew.pretrain.recipe import load_recipe
     from sew.pretrain.run import pretrain
 
-    key = {"model": model, "preset": preset, "seed": seed, "minutes": profile.pretrain_minutes,
-           "overrides": list(profile.pretrain_overrides), "pool": corpora.description}
-    done = finished(run, key)
-    if done is not None:
-        return done
     # Validated once, at the end: the built-in pool's dev split is large (22.5 min for 300).
     recipe = load_recipe(preset, ["train.validate_every=0", "train.validate_every_minutes=null",
                                   *profile.pretrain_overrides],
                          {"model": model, "train.seed": seed, "train.max_minutes": profile.pretrain_minutes,
                           "train.snapshot_fractions": [f for f in FRACTIONS if f < 1.0],
                           "data.train_splits": [corpora.pool_train], "data.valid_split": corpora.pool_valid})
+    # The objective is part of the key: a preset's name can outlive its objective (quick was contrastive).
+    key = {"model": model, "preset": preset, "objective": recipe.objective.kind, "seed": seed,
+           "minutes": profile.pretrain_minutes, "overrides": list(profile.pretrain_overrides),
+           "pool": corpora.description}
+    done = finished(run, key)
+    if done is not None:
+        return done
     start = time.perf_counter()
     pretrain(recipe, corpora.pool, run, progress=progress,
              accelerator=accelerator_for(device, recipe.train.mixed_precision))

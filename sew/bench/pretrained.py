@@ -1,4 +1,4 @@
-"""Encoders pretrained with the quick pretraining preset, cached for the benchmarks that probe them.
+"""Encoders pretrained with a quick pretraining preset, cached for the benchmarks that probe them.
 
 ``pretrained_encoder("sew-d-micro", minutes=10, seed=0)`` pretrains the preset on the built-in
 corpus once (``sew pretrain --preset quick`` with that model, budget and seed) and returns the
@@ -11,9 +11,13 @@ from pathlib import Path
 
 
 def pretrained_dir(model: str, minutes: float, seed: int, recipe: str = "quick") -> Path:
+    """The cache directory; it names the objective too, since a preset's objective can change (``quick``
+    was contrastive, then BEST-RQ) and an encoder cached under the old one must not be reused."""
     from sew.data.synth import cache_dir
+    from sew.pretrain.recipe import load_recipe
 
-    return cache_dir() / "pretrained" / f"{model}-{recipe}-m{minutes:g}-s{seed}"
+    kind = load_recipe(recipe).objective.kind
+    return cache_dir() / "pretrained" / f"{model}-{recipe}-{kind}-m{minutes:g}-s{seed}"
 
 
 def pretrained_encoder(model: str, minutes: float = 10.0, seed: int = 0, *, recipe: str = "quick",

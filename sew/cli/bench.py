@@ -332,7 +332,7 @@ def add_parser(sub) -> None:
                    help="low-resource profile: run seeds, as 0,1 or 0 1 (default: 0,1)")
     p.add_argument("--pretrain-preset", "--objectives", dest="pretrain_presets", nargs="+", default=None, metavar="PRESET",
                    help="low-resource profile: pretraining presets of configs/pretrain, several to compare objectives, "
-                        "e.g. quick,quick-bestrq (contrastive, BEST-RQ's fixed targets) (default: quick)")
+                        "e.g. quick,quick-contrastive (BEST-RQ's fixed targets, wav2vec 2.0's contrastive task) (default: quick)")
     p.add_argument("--labeled-minutes", type=float, default=None,
                    help="low-resource profile: minutes of transcribed audio to fine-tune on (default: 10; or 60)")
     p.add_argument("--pool-minutes", type=float, default=None,

@@ -1,4 +1,5 @@
-"""``sew pretrain``: wav2vec 2.0 / SEW contrastive pretraining from a preset in configs/pretrain/."""
+"""``sew pretrain``: self-supervised pretraining (wav2vec 2.0 / SEW contrastive, or BEST-RQ) from a preset in
+configs/pretrain/."""
 
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def add_parser(sub) -> None:
                     "files, checkpoints/ (exact resume), final/ and best/ (encoders for fine-tuning) and "
                     "rejected.tsv. Rerunning the same command continues from the latest checkpoint.")
     p.add_argument("--preset", default="quick",
-                   help="recipe name in configs/pretrain/ or a YAML path (default: quick, 10 minutes on a CPU)")
+                   help="recipe name in configs/pretrain/ or a YAML path (default: quick, BEST-RQ for 10 minutes on a CPU; "
+                        "quick-contrastive: the wav2vec 2.0 objective; the official sizes' presets are contrastive)")
     p.add_argument("--model", default=None, help="model preset or YAML replacing the recipe's (default: the recipe's)")
     p.add_argument("--init", default=None,
                    help="start from this model's encoder weights: a directory (ours or Hugging Face) or Hub id "

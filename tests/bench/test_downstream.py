@@ -16,8 +16,10 @@ def tiny_task(tmp_path, monkeypatch):
     monkeypatch.setattr("sew.data.tasks.default_task", lambda name, seed=0, **kw: root)
     encoder = tmp_path / "pretrained"
     sew.save_model(sew.build_model("sew-d-micro"), encoder)
-    monkeypatch.setattr("sew.bench.pretrained.pretrained_encoder", lambda model, *a, **kw: encoder)
-    return root
+    presets = []
+    monkeypatch.setattr("sew.bench.pretrained.pretrained_encoder",
+                        lambda model, *a, recipe="quick", **kw: presets.append(recipe) or encoder)
+    return root, presets
 
 
 @pytest.mark.slow
@@ -27,6 +29,7 @@ def test_downstream_profile_writes_every_run_and_records_a_failure(tiny_task, tm
     profile = DownstreamProfile(models=["sew-d-micro", "w2v2-micro", "no-such-model"], tasks=["kws"],
                                 budget_minutes=0.02, speed_utterances=6, speed_repeats=1)
     out, results = run_downstream(profile, tmp_path / "results", progress=False)
+    assert set(tiny_task[1]) == {"quick-contrastive"}  # the preset the results page's table was measured with
     done = {(r["model"], r["mode"]) for r in results["runs"]}
     for model in ("sew-d-micro", "w2v2-micro"):
         assert {(model, "finetune"), (model, "probe-random")} <= done
@@ -45,3 +48,12 @@ def test_downstream_profile_writes_every_run_and_records_a_failure(tiny_task, tm
     worse = json.loads(json.dumps(results))
     worse["runs"][0]["accuracy"] = results["runs"][0]["accuracy"] * 0.5 - 1
     assert any("accuracy fell" in p for p in compare_downstream(worse, results, 5.0))
+
+
+def test_the_encoder_cache_names_the_objective(tmp_path, monkeypatch):
+    from sew.bench.pretrained import pretrained_dir
+
+    monkeypatch.setenv("SEW_CACHE", str(tmp_path))
+    assert pretrained_dir("sew-d-micro", 10, 0).name == "sew-d-micro-quick-bestrq-m10-s0"
+    assert pretrained_dir("sew-d-micro", 10, 1, "quick-contrastive").name == \
+        "sew-d-micro-quick-contrastive-contrastive-m10-s1"

@@ -12,10 +12,9 @@ import pytest
 from sew.bench.low_resource import add_reductions, check_claims, compare_low_resource
 from sew.cli import main
 
-# A 1-layer model, small heads and 1 s crops: 8 pretraining updates take seconds. The 5-minute budget is
-# never reached, so the snapshots fall at updates 2 and 4 of the 8.
-PRETRAIN_SET = ["model_overrides={num_layers: 1, layerdrop: 0.0}", "objective.num_negatives=20",
-                "objective.mlp_hidden_size=256", "objective.codebook_entries=64", "data.max_sample_size=16000",
+# The default preset (quick: BEST-RQ) on a 1-layer model with 1 s crops: 8 pretraining updates take
+# seconds. The 5-minute budget is never reached, so the snapshots fall at updates 2 and 4 of the 8.
+PRETRAIN_SET = ["model_overrides={num_layers: 1, layerdrop: 0.0}", "data.max_sample_size=16000",
                 "data.min_sample_size=16000", "train.max_update=8", "train.max_tokens=64000",
                 "train.warmup_updates=2", "train.log_every=1", "train.save_every=0"]
 FINETUNE_SET = ["model_overrides.num_layers=1", "train.log_every=1"]
@@ -57,7 +56,7 @@ def results_of(directory) -> dict:
 def test_snapshots_and_equal_updates(run):
     results = results_of(run)
     (pre,) = results["pretraining"]
-    assert pre["model"] == "sew-d-micro" and pre["updates"] == 8 and pre["objective"] == "contrastive"
+    assert pre["model"] == "sew-d-micro" and pre["updates"] == 8 and pre["objective"] == "bestrq"
     assert {k: v["update"] for k, v in pre["checkpoints"].items()} == {"P/4": 2, "P/2": 4, "P": 8}
     assert 0 < pre["checkpoints"]["P/4"]["audio_hours"] < pre["audio_hours"]
     for key in ("train_loss", "dev_loss", "train_accuracy", "dev_accuracy", "train_code_perplexity",
@@ -126,6 +125,15 @@ def test_rerun_reuses_finished_runs(run, corpus, capsys):
     # Other budgets into the same directory are refused, before anything runs.
     assert main(bench_args(corpus, run.parent, "--resume", str(run), "--pretrain-minutes", "6")) == 2
     assert "made with other settings (pretrain_minutes: 5.0 then, 6.0 now)" in capsys.readouterr().err
+    # A pretraining run made when its preset had another objective is not reused under the same name.
+    done = run / "runs" / "pretrain-sew-d-micro-quick-s0" / "bench-run.json"
+    record = json.loads(done.read_text())
+    assert record["key"]["objective"] == "bestrq"
+    done.write_text(json.dumps({**record, "key": {**record["key"], "objective": "contrastive"}}))
+    assert main(bench_args(corpus, run.parent, "--resume", str(run))) == 1
+    errors = [f["error"] for f in results_of(run)["failures"] if f["phase"] == "pretraining with quick, seed 0"
+              and f["model"] == "sew-d-micro"]
+    assert errors and "objective: 'contrastive' then, 'bestrq' now" in errors[0]
 
 
 def test_options_refused_with_the_fix(corpus, tmp_path, capsys):

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[2]
-# CLI --set overrides turning the quick preset into a seconds-long run of a 2-layer model.
+# CLI --set overrides turning the quick-contrastive preset into a seconds-long run of a 2-layer model.
 TINY_SET = [
     "model_overrides={num_layers: 2, layerdrop: 0.0}",
     "objective.num_negatives=20", "objective.mlp_hidden_size=256", "objective.codebook_entries=64",
@@ -24,7 +24,8 @@ TINY_SET = [
 
 def tiny_args(run_dir: Path, max_update: int, *extra: str) -> list[str]:
     """``sew pretrain`` arguments for a tiny run of ``max_update`` updates in ``run_dir``."""
-    args = ["pretrain", "--run-dir", str(run_dir), "--no-progress", "--max-update", str(max_update)]
+    args = ["pretrain", "--preset", "quick-contrastive", "--run-dir", str(run_dir), "--no-progress",
+            "--max-update", str(max_update)]
     for item in TINY_SET:
         args += ["--set", item]
     return args + list(extra)

@@ -48,7 +48,7 @@ def test_two_processes_first_update_equals_one_process_with_the_same_global_batc
     after = checkpoint_weights(run, 1)
     lr = read_log(run)[0]["lr"]
 
-    recipe = load_recipe("quick", TINY_SET + ["train.max_update=3"])
+    recipe = load_recipe("quick-contrastive", TINY_SET + ["train.max_update=3"])
     torch.manual_seed(recipe.train.seed)
     model = build_model(recipe).train()
     initial = {k: v.detach().clone() for k, v in model.named_parameters()}
