@@ -8,12 +8,12 @@ from sew.pretrain.recipe import load_recipe, recipe_names
 
 def test_presets_load_with_the_official_numbers():
     names = recipe_names()
-    for expected in ("quick", "quick-contrastive", "sew-tiny", "sew-small", "sew-mid", "sew-d-tiny", "sew-d-small", "sew-d-mid",
-                     "sew-d-mid-k127", "sew-d-base", "sew-d-base-plus", "w2v2-base"):
+    for expected in ("quick", "quick-contrastive", "sew-tiny", "sew-small", "sew-mid", "sew-d-tiny", "sew-d-small",
+                     "sew-d-mid", "sew-d-mid-k127", "sew-d-base", "sew-d-base-plus", "w2v2-base"):
         assert expected in names
     for name in names:
         recipe = load_recipe(name)
-        if name.startswith("quick"):  # quick (BEST-RQ), quick-contrastive: small-scale recipes, not the official numbers
+        if name.startswith("quick"):  # quick (BEST-RQ), quick-contrastive: small scale, not the official numbers
             assert recipe.objective.kind == ("contrastive" if name == "quick-contrastive" else "bestrq")
             continue
         assert recipe.objective.kind == "contrastive"
