@@ -217,6 +217,26 @@ def test_codebook_collapse_and_its_trivial_solution_are_named(tmp_path):
     assert [f["symptom"] for f in summary["health"]] == [r["symptom"] for r in health_records(run)]
 
 
+def test_a_collapsed_representation_is_named(tmp_path):
+    # BEST-RQ (the quick preset) far above its learning rate: the context output falls to nearly one
+    # vector for every frame, the failure the realistic pool showed at lr 1e-3. The low-resource profile's
+    # end-to-end test is the control: the preset's own rate raises nothing there.
+    run = tmp_path / "run"
+    args = ["pretrain", "--preset", "quick", "--run-dir", str(run), "--no-progress", "--max-update", "110"]
+    for item in ["model_overrides={num_layers: 1, hidden_size: 64, intermediate_size: 128, num_heads: 2, "
+                 "layerdrop: 0.0}", "data.max_sample_size=16000", "data.min_sample_size=16000",
+                 "data.valid_split=null", "train.max_minutes=null", "train.max_tokens=32000",
+                 "train.warmup_updates=2", "train.log_every=10", "train.validate_every=0", "train.save_every=0",
+                 "train.lr=3e-2"]:
+        args += ["--set", item]
+    assert main(args) == 0
+    found = health_records(run)
+    assert [r["symptom"] for r in found] == ["representation-collapse"] and found[0]["update"] == 100
+    assert found[0]["time_share"] < 0.15 and "every frame maps to nearly the same vector" in found[0]["message"]
+    assert read_log(run)[0]["time_share"] > 0.3  # it started varied: the run collapsed, not the measure
+    assert "representation-collapse at update 100" in final_line(run)
+
+
 def test_a_ctc_run_on_the_blank_plateau_is_named(tmp_path, tiny_corpus, capsys):
     # A learning rate of ~0 keeps the model at its prior-bias start: blanks everywhere, a flat loss.
     run = tmp_path / "run"
