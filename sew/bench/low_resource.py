@@ -164,7 +164,7 @@ class Plan:
                 f"{(len(p.pretrain_presets) * p.pretrain_minutes + runs * p.finetune_minutes):g} min; "
                 f"{len(p.models)} model(s) x {len(p.seeds)} seed(s): about {total / 3600:.1f} h in all with scoring"
                 f"{again}{corpora}. A model slower per update than the reference's takes longer for the same "
-                "updates (wav2vec 2.0 micro: about twice SEW-D micro's time per update).")
+                "updates (wav2vec 2.0 micro: about 1.7x SEW-D micro's time per update).")
 
     def start(self, step: Step, text: str) -> None:
         left = sum(self.expected(s) for s in self.steps if s.run not in self.started)

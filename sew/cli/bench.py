@@ -317,8 +317,8 @@ def add_parser(sub) -> None:
                         "under the paper's protocol; downstream: keyword spotting and speaker identification, "
                         "fine-tuned and probed, < 45 min on 2 CPU cores; low-resource: pretraining on an unlabeled "
                         "pool, then CTC fine-tuning on 10 labeled minutes from scratch and from the encoders at P/4, "
-                        "P/2 and P, at equal updates (about 70 min per model and seed for SEW-D micro, 110 for wav2vec 2.0 "
-                        "micro; the default 2 models x 2 seeds: about 6 h on 2 CPU cores) "
+                        "P/2 and P, at equal updates (about 70 min per model and seed for SEW-D micro, 80 for wav2vec 2.0 "
+                        "micro; the default 2 models x 2 seeds: about 5 h on 2 CPU cores) "
                         "(default: quick)")
     p.add_argument("--tasks", nargs="+", default=None, choices=["kws", "speaker-id"],
                    help="downstream profile: built-in tasks to run (default: both)")
