@@ -14,7 +14,7 @@ manifests into the results directory (validation on the corpus's dev split, else
 of the subset, as ``sew finetune`` does; test on the corpus's test split).
 
 Equal updates, not equal time: at equal wall clock SEW-D already beats wav2vec 2.0 from scratch (it
-makes about twice the updates), which would hide what pretraining adds. So the first from-scratch
+makes 1.6-1.7x the updates), which would hide what pretraining adds. So the first from-scratch
 run (the reference: the first model, the first seed) trains for ``finetune_minutes``, and every other
 fine-tuning run gets exactly its number of updates U and no time limit; each run's wall clock is
 reported beside it. Fine-tuning validates once, at the end, and the model the budget produced
