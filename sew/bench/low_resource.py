@@ -4,8 +4,9 @@ The paper's pretraining claims measured end to end on a small budget. For each m
 and wav2vec 2.0 micro), seed and pretraining preset (``quick``: BEST-RQ's fixed targets;
 ``quick-contrastive``: wav2vec 2.0's contrastive objective), one pretraining run of ``pretrain_minutes``
 (P) on an unlabeled pool writes the encoder at P/4 and P/2 of its budget (``train.snapshot_fractions``:
-so the shorter budgets follow the full budget's schedule) and at P; then the ``quick`` CTC fine-tuning recipe trains from scratch and from each
-of the three encoders on a small labeled set, and each model is scored on the labeled set's test split.
+so the shorter budgets follow the full budget's schedule) and at P; then the ``quick`` CTC fine-tuning
+recipe trains from scratch and from each of the three encoders on a small labeled set, and each model
+is scored on the labeled set's test split.
 
 Data: the pool is the built-in corpus, 300 minutes in realistic mode (seed 0); the labeled set is a
 separate built-in corpus of ``labeled_minutes`` (seed 1000) with dev and test splits of its own. With
