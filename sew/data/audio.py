@@ -138,6 +138,32 @@ def normalize_waveform(x: np.ndarray, eps: float = 1e-7) -> np.ndarray:
     return ((x - mean) / np.sqrt(var + eps)).astype(np.float32)
 
 
+TRIM_FRAME_S = 0.025  # energy frames of trim_edges
+TRIM_MARGIN_S = 0.1  # audio kept on each side of the first and last loud frame
+
+
+def trim_edges(wave: np.ndarray, below_db: float, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """``wave`` without its leading and trailing stretches quieter than ``below_db`` decibels under its
+    loudest 25 ms frame (``TRIM_MARGIN_S`` of audio kept on each side).
+
+    Why: recordings that open and close on seconds of room noise keep the quick CTC recipe on the blank
+    plateau (docs/results.md, "The blank plateau reproduced"). The threshold is relative to each recording,
+    so its level does not matter; a recording with no quieter edges comes back unchanged.
+    """
+    n = int(TRIM_FRAME_S * rate)
+    if below_db <= 0:
+        raise ValueError(f"trim: give the decibels under the loudest frame as a positive number, got {below_db:g}")
+    if len(wave) < n:
+        return wave
+    frames = np.asarray(wave[: len(wave) // n * n], dtype=np.float64).reshape(-1, n)
+    power = (frames ** 2).mean(axis=1)
+    loud = np.flatnonzero(power > power.max() * 10 ** (-below_db / 10))
+    if len(loud) == 0:  # digital silence
+        return wave
+    margin = int(TRIM_MARGIN_S * rate)
+    return wave[max(loud[0] * n - margin, 0): min((loud[-1] + 1) * n + margin, len(wave))]
+
+
 def write_flac(path: str | Path, wave: np.ndarray, rate: int = SAMPLE_RATE) -> None:
     """Write a mono float waveform in [-1, 1] as 16-bit FLAC (deterministic bytes)."""
     _write_pcm16(path, wave, rate, "FLAC")

@@ -21,7 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from sew.data import rejects
-from sew.data.audio import AudioError, load_audio, write_flac
+from sew.data.audio import AudioError, load_audio, trim_edges, write_flac
 from sew.data.corpus import Corpus, Utterance, list_splits, read_corpus
 from sew.data.records import clean_label
 from sew.data.rejects import RejectLog
@@ -56,30 +56,35 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
 def scan_corpus(corpus: Corpus, log: RejectLog, *, workers: int = 1, min_samples: int = RECEPTIVE_FIELD,
                 max_samples: int | None = None, vocab: Vocabulary | None = None,
                 require_transcripts: bool | None = None, require_labels: bool | None = None,
-                copy_to: str | Path | None = None, progress: bool = True) -> list[Utterance]:
+                copy_to: str | Path | None = None, trim_db: float | None = None,
+                progress: bool = True) -> list[Utterance]:
     """Decode every utterance; return the good ones with ``num_samples`` set, reject the rest.
 
     Checks, in order: label present (when ``require_labels``, default: the corpus has labels),
     transcript present (when ``require_transcripts``, default: the corpus has transcripts; an
     utterance with a label needs none), characters in ``vocab`` (when given), file present,
     audio decodable, length in ``[min_samples, max_samples]``. With ``copy_to`` each good file
-    is rewritten there as 16 kHz mono FLAC and its path updated. Items are reported in corpus order.
+    is rewritten there as 16 kHz mono FLAC and its path updated; with ``trim_db`` too, its leading and
+    trailing audio quieter than that many dB under its loudest frame is cut first (``trim_edges``;
+    the lengths checked and written are the trimmed ones). Items are reported in corpus order.
     """
+    if trim_db is not None and copy_to is None:
+        raise ValueError("trimming silence rewrites the audio: give copy_to too")
     if require_transcripts is None:
         require_transcripts = corpus.has_transcripts
     if require_labels is None:
         require_labels = corpus.has_labels
     min_samples = max(min_samples, RECEPTIVE_FIELD)
-    todo = []  # (utterance, FLAC to write or None, label / transcript problem or None), in corpus order
+    todo = []  # (utterance, FLAC to write or None, label / transcript problem or None, trim dB), in corpus order
     for utt in corpus:
         problem = ((rejects.NO_LABEL, "no label") if require_labels and utt.label is None else None) \
             or check_transcript(utt, require_transcripts and utt.label is None, vocab)
         target = str(Path(copy_to) / f"{safe_name(utt.id)}.flac") if copy_to and not problem else None
-        todo.append((utt, target, problem))
+        todo.append((utt, target, problem, trim_db))
     good = []
     bar = tqdm(total=len(todo), desc=f"scan {corpus.split}", unit="file", disable=None if progress else True)
     with _mapper(workers) as run:
-        for (utt, target, problem), (length, error, notes) in zip(todo, run(_scan_one, todo)):
+        for (utt, target, problem, _), (length, error, notes) in zip(todo, run(_scan_one, todo)):
             bar.update()
             for note in notes:
                 log.note(note)
@@ -112,9 +117,10 @@ def check_transcript(utt: Utterance, required: bool, vocab: Vocabulary | None) -
     return None
 
 
-def _scan_one(item: tuple[Utterance, str | None, tuple | None]) -> tuple[int, tuple[str, str] | None, list[str]]:
+def _scan_one(item: tuple[Utterance, str | None, tuple | None, float | None]
+              ) -> tuple[int, tuple[str, str] | None, list[str]]:
     """Worker: (length at 16 kHz, (reason, detail) or None, notes) for one utterance."""
-    utt, target, problem = item
+    utt, target, problem, trim_db = item
     if problem:  # already bad: do not decode
         return 0, None, []
     try:
@@ -124,6 +130,11 @@ def _scan_one(item: tuple[Utterance, str | None, tuple | None]) -> tuple[int, tu
     except AudioError as err:
         return 0, (err.reason, err.detail), []
     notes = [note for note, done in (("resampled", info.resampled), ("downmixed", info.downmixed)) if done]
+    if trim_db is not None:
+        trimmed = trim_edges(wave, trim_db)
+        if len(trimmed) < len(wave):
+            notes.append("trimmed")
+        wave = trimmed
     if target is not None:
         write_flac(target, wave)
     return len(wave), None, notes
@@ -181,11 +192,12 @@ def write_split(out_dir: str | Path, split: str, utts: list[Utterance], root: st
 
 def write_manifest(source: str | Path, out_dir: str | Path, log: RejectLog, *, splits: list[str] | None = None,
                    workers: int = 1, min_samples: int = RECEPTIVE_FIELD, max_samples: int | None = None,
-                   vocab: Vocabulary | None = None, copy_audio: bool = False,
+                   vocab: Vocabulary | None = None, copy_audio: bool = False, trim_db: float | None = None,
                    progress: bool = True) -> list[SplitReport]:
     """Scan ``source`` and write its canonical form into ``out_dir``; see the module docstring.
 
-    Embedded audio (datasets with bytes) is always copied out as FLAC under ``out_dir/audio``.
+    Embedded audio (datasets with bytes) is always copied out as FLAC under ``out_dir/audio``, and so is
+    every file when ``trim_db`` trims leading and trailing silence (see ``scan_corpus``).
     Returns one report per split; ``rejected.tsv`` is written even when empty.
     """
     out = Path(out_dir)
@@ -195,10 +207,10 @@ def write_manifest(source: str | Path, out_dir: str | Path, log: RejectLog, *, s
     for name in names:
         before, notes_before = len(log), dict(log.notes)
         corpus = read_corpus(source, name, log)
-        copy = copy_audio or any(u.audio_bytes is not None for u in corpus)
+        copy = copy_audio or trim_db is not None or any(u.audio_bytes is not None for u in corpus)
         audio_dir = out / "audio" / corpus.split if copy else None
         good = scan_corpus(corpus, log, workers=workers, min_samples=min_samples, max_samples=max_samples,
-                           vocab=vocab, copy_to=audio_dir, progress=progress)
+                           vocab=vocab, copy_to=audio_dir, trim_db=trim_db, progress=progress)
         write_split(out, corpus.split, good, root=str(audio_dir.resolve()) if copy else None)
         if saved is None and corpus.split.startswith("train") and any(u.transcript for u in good):
             saved = Vocabulary.build(u.transcript for u in good if u.transcript)

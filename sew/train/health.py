@@ -274,9 +274,10 @@ class HealthMonitor:
         return Finding("blank-plateau", update,
                        f"stuck on the CTC blank plateau: train loss {now:.3f} over the last {WINDOW} updates "
                        f"against {before:.3f} the {WINDOW} before, {empty:.0%} of greedy hypotheses empty {where} "
-                       f"after {update} updates; the model predicts only blanks. Try a lower learning rate or a "
-                       f"longer warm-up, shorter utterances per batch (--set data.max_sample_size), and check the "
-                       f"audio level and sample rate of the corpus",
+                       f"after {update} updates; the model predicts only blanks. Check the recordings for seconds "
+                       f"of silence or room noise before and after the speech (sew data manifest CORPUS --out DIR "
+                       f"--trim-silence 25 cuts them) and that the transcripts match the audio; a larger batch "
+                       f"(--set train.max_tokens) helps less; docs/results.md, the blank plateau reproduced",
                        {"loss": now, "loss_before": before, "empty": empty})
 
     # -- both -------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@ import pytest
 import soundfile as sf
 
 from sew.data import rejects
-from sew.data.audio import AudioError, header_num_samples, load_audio, normalize_waveform, write_flac
+from sew.data.audio import (TRIM_MARGIN_S, AudioError, header_num_samples, load_audio, normalize_waveform,
+                            trim_edges, write_flac)
 
 
 @pytest.mark.parametrize("suffix", [".wav", ".flac", ".ogg"])
@@ -88,3 +89,28 @@ def test_write_flac_is_deterministic_and_round_trips(tmp_path, audio):
     assert (tmp_path / "a.flac").read_bytes() == (tmp_path / "b.flac").read_bytes()
     y, _ = load_audio(tmp_path / "a.flac")
     assert np.abs(y - x).max() < 1 / 32767 + 1e-6
+
+
+def _padded(audio, gain: float) -> np.ndarray:
+    """1 s of noise 50 dB under a 0.5 s tone, the tone, then 0.6 s of the same noise; all times ``gain``."""
+    rng = np.random.default_rng(0)
+    quiet = lambda seconds: 0.3 * 10 ** (-50 / 20) * rng.standard_normal(int(seconds * 16000))
+    return (gain * np.concatenate([quiet(1.0), audio.tone(0.5), quiet(0.6)])).astype(np.float32)
+
+
+@pytest.mark.parametrize("gain", [1.0, 1e-3])
+def test_trim_edges_cuts_quiet_edges_at_any_level(audio, gain):
+    wave = _padded(audio, gain)
+    out = trim_edges(wave, 25)
+    margin = int(TRIM_MARGIN_S * 16000)
+    assert abs(len(out) - (8000 + 2 * margin)) <= 400  # the tone, a margin each side, within one 25 ms frame
+    start = int(np.flatnonzero(np.all(np.lib.stride_tricks.sliding_window_view(wave, len(out)) == out, axis=1))[0])
+    assert abs(start - (16000 - margin)) <= 400  # taken from where the tone starts, not the file's start
+    assert len(trim_edges(wave, 70)) == len(wave)  # the noise is within 70 dB: nothing is cut
+
+
+def test_trim_edges_leaves_loud_edges_and_refuses_a_nonpositive_threshold(audio):
+    wave = audio.tone(0.5)
+    assert np.array_equal(trim_edges(wave, 25), wave)
+    with pytest.raises(ValueError, match="positive"):
+        trim_edges(wave, 0)

@@ -134,3 +134,20 @@ def test_hf_embedded_audio_is_written_out(tmp_path, audio):
     corpus = read_corpus(tmp_path / "out")
     assert corpus.utterances[0].transcript == "ōsaka" and corpus.utterances[0].num_samples == 4800
     assert (tmp_path / "out" / "audio" / "train" / "train-000000.flac").is_file()
+
+
+def test_trim_silence_rewrites_audio_without_its_quiet_edges(tmp_path, audio, cli):
+    rng = np.random.default_rng(1)
+    quiet = 0.3 * 10 ** (-50 / 20) * rng.standard_normal(8000)  # 1 s at 8 kHz, 50 dB under the tone
+    audio.write(tmp_path / "src" / "tight.wav", seconds=0.5)
+    sf.write(str(tmp_path / "src" / "padded.wav"), np.concatenate([quiet, audio.tone(0.5, rate=8000), quiet]), 8000)
+    (tmp_path / "src" / "metadata.csv").write_text("file_name,text\npadded.wav,x\ntight.wav,y\n")
+    code, stdout, _ = cli("data", "manifest", tmp_path / "src", "--out", tmp_path / "out", "--trim-silence", "25",
+                          "--no-progress")
+    assert code == 0 and "1 trimmed" in stdout
+    lengths = {u.id: u.num_samples for u in read_corpus(tmp_path / "out")}
+    assert abs(lengths["padded"] - (8000 + 2 * 1600)) <= 400 and lengths["tight"] == 8000  # at 16 kHz
+    for u in read_corpus(tmp_path / "out"):
+        assert sf.info(u.path).frames == u.num_samples  # the manifest holds the trimmed files' lengths
+    code, _, err = cli("data", "manifest", tmp_path / "src", "--out", tmp_path / "o2", "--trim-silence", "0")
+    assert code != 0 and "--trim-silence" in err and "positive" in err
