@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import re
 import sys
+from functools import partial
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -75,16 +76,17 @@ def scan_corpus(corpus: Corpus, log: RejectLog, *, workers: int = 1, min_samples
     if require_labels is None:
         require_labels = corpus.has_labels
     min_samples = max(min_samples, RECEPTIVE_FIELD)
-    todo = []  # (utterance, FLAC to write or None, label / transcript problem or None, trim dB), in corpus order
+    todo = []  # (utterance, FLAC to write or None, label / transcript problem or None), in corpus order
     for utt in corpus:
         problem = ((rejects.NO_LABEL, "no label") if require_labels and utt.label is None else None) \
             or check_transcript(utt, require_transcripts and utt.label is None, vocab)
         target = str(Path(copy_to) / f"{safe_name(utt.id)}.flac") if copy_to and not problem else None
-        todo.append((utt, target, problem, trim_db))
+        todo.append((utt, target, problem))
     good = []
     bar = tqdm(total=len(todo), desc=f"scan {corpus.split}", unit="file", disable=None if progress else True)
     with _mapper(workers) as run:
-        for (utt, target, problem, _), (length, error, notes) in zip(todo, run(_scan_one, todo)):
+        scanned = run(partial(_scan_one, trim_db=trim_db), todo)
+        for (utt, target, problem), (length, error, notes) in zip(todo, scanned):
             bar.update()
             for note in notes:
                 log.note(note)
@@ -117,10 +119,10 @@ def check_transcript(utt: Utterance, required: bool, vocab: Vocabulary | None) -
     return None
 
 
-def _scan_one(item: tuple[Utterance, str | None, tuple | None, float | None]
+def _scan_one(item: tuple[Utterance, str | None, tuple | None], trim_db: float | None = None
               ) -> tuple[int, tuple[str, str] | None, list[str]]:
     """Worker: (length at 16 kHz, (reason, detail) or None, notes) for one utterance."""
-    utt, target, problem, trim_db = item
+    utt, target, problem = item
     if problem:  # already bad: do not decode
         return 0, None, []
     try:
