@@ -23,7 +23,7 @@ def corpus(tmp_path_factory):
 @pytest.fixture(scope="module")
 def run(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
-    code = main(["bench", "--models", "sew-d-micro", "w2v2-micro", "--max-update", "2", "--max-minutes", "0.5",
+    code = main(["bench", "--models", "sew-d-micro", "w2v2-micro", "--max-update", "2", "--max-minutes", "60",
                  "--speed-utterances", "2", "--data", str(corpus), "--out", str(out), "--no-reference",
                  "--no-progress", "--threads", "1", "--variants", "bf16", "int8", "onnx"])
     assert code == 0
@@ -82,7 +82,7 @@ def test_cli_compare_exits_nonzero_and_says_why(run, corpus, tmp_path, capsys):
 
 def test_wer_with_pretraining_first(corpus, tmp_path):
     code = main(["bench", "wer", "--models", "sew-d-micro", "--pretrain-minutes", "0.02", "--max-update", "2",
-                 "--max-minutes", "0.5", "--data", str(corpus), "--out", str(tmp_path), "--no-progress",
+                 "--max-minutes", "60", "--data", str(corpus), "--out", str(tmp_path), "--no-progress",
                  "--threads", "1"])
     assert code == 0
     (run,) = list(tmp_path.iterdir())

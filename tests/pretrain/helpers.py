@@ -45,3 +45,29 @@ def run_sew(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "sew", *args, "--threads", "1"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+# ``python -c`` program: the sew command line, SIGKILLed by itself while it writes the optimizer state of
+# the checkpoint of update argv[1] (a checkpoint half written): the same moment on every machine.
+_KILLED_WHILE_SAVING = """
+import os, signal, sys
+import sew.train.state as state
+
+save, update = state.save_state_dict, int(sys.argv.pop(1))
+
+def save_or_die(directory, name, tree):
+    save(directory, name, tree)
+    if name == "optimizer" and directory.name == f".tmp-update_{update:08d}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+state.save_state_dict = save_or_die
+from sew.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_sew_killed_while_saving(args: list[str], update: int) -> subprocess.Popen:
+    """``run_sew`` of a run that dies by SIGKILL halfway through writing the checkpoint of ``update``."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", _KILLED_WHILE_SAVING, str(update), *args, "--threads", "1"],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

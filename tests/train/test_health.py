@@ -204,15 +204,32 @@ def test_a_diverging_run_is_named(tmp_path):
     assert "non-finite" in health_records(run)[0]["message"]
 
 
-def test_codebook_collapse_and_its_trivial_solution_are_named(tmp_path):
-    # Too high a learning rate with the official diversity weight: the quantiser falls to one code per
-    # group, every negative then equals its target and accuracy reaches 1 with a loss of 0 (what users
-    # of fairseq and transformers report).
+def test_codebook_collapse_and_its_trivial_solution_are_named(tmp_path, monkeypatch):
+    # The state users of fairseq and transformers report after too high a learning rate, built by hand
+    # so that it does not hang on how 110 updates of SGD round on this CPU: every feature picks entry 0 of
+    # each group (the projection ignores its input and favours that entry by 30 logits, far beyond the
+    # Gumbel noise). Every quantised target is then the same vector, every negative equals its positive
+    # and is masked: accuracy 1, loss 0, no usable negative left, one code per group.
+    import sew.pretrain.run as run_module
+
+    build = run_module.build_model
+
+    def collapsed(recipe):
+        model = build(recipe)
+        q = model.quantizer
+        with torch.no_grad():
+            q.weight_proj.weight.zero_()
+            q.weight_proj.bias.copy_(torch.tensor([30.0] + [0.0] * (q.entries - 1)).repeat(q.groups))
+        return model
+
+    monkeypatch.setattr(run_module, "build_model", collapsed)
     run = tmp_path / "run"
-    assert main(tiny_args(run, 110, *SMALL, "--set", "train.lr=0.05", "--set", "objective.diversity_weight=0.1")) == 0
+    assert main(tiny_args(run, 110, *SMALL, *FROZEN, "--set", "train.lr=1e-6")) == 0
     found = {r["symptom"]: r for r in health_records(run)}
     assert set(found) == {"codebook-collapse", "trivial-solution"}
-    assert found["codebook-collapse"]["update"] == 100 and found["trivial-solution"]["accuracy"] > 0.98
+    assert found["codebook-collapse"]["update"] == 100 and found["trivial-solution"]["update"] == 10
+    assert found["trivial-solution"]["accuracy"] == 1.0 and found["trivial-solution"]["loss"] == 0.0
+    assert read_log(run)[-1]["code_perplexity"] == pytest.approx(2.0)  # one code in each of the 2 groups
     summary = json.loads((run / "summary.json").read_text())
     assert [f["symptom"] for f in summary["health"]] == [r["symptom"] for r in health_records(run)]
 
@@ -230,8 +247,10 @@ def test_a_collapsed_representation_is_named(tmp_path):
                  "train.lr=3e-2"]:
         args += ["--set", item]
     assert main(args) == 0
-    found = health_records(run)
-    assert [r["symptom"] for r in found] == ["representation-collapse"] and found[0]["update"] == 100
+    # A real collapse: what holds on every CPU is asserted (the collapse, named at the first update it can
+    # be), not the exact set of findings, which may gain a gradient spike where the rounding differs.
+    found = [r for r in health_records(run) if r["symptom"] == "representation-collapse"]
+    assert found and found[0]["update"] == 100
     assert found[0]["time_share"] < 0.15 and "every frame maps to nearly the same vector" in found[0]["message"]
     assert read_log(run)[0]["time_share"] > 0.3  # it started varied: the run collapsed, not the measure
     assert "representation-collapse at update 100" in final_line(run)

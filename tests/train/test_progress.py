@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from sew.cli import main
@@ -17,9 +19,17 @@ def test_the_budget_that_ends_the_run_drives_the_bar():
     assert budget_fraction(10, 99.0, 100, 60.0) == 1.0
 
 
-def test_a_timed_fine_tune_shows_minutes_not_a_day_of_updates(tmp_path, tiny_corpus, capsys):
+def test_a_timed_fine_tune_shows_minutes_not_a_day_of_updates(tmp_path, tiny_corpus, capsys, monkeypatch):
+    # A clock that says each update took 0.3 s, whatever this CPU takes: the 0.03-minute (1.8 s) budget
+    # ends the run after exactly 6 updates on every machine.
+    from sew.train.loop import Trainer
+
+    monkeypatch.setattr(Trainer, "_elapsed", lambda self: 0.3 * self.state.update)
     assert main(["finetune", "--data", str(tiny_corpus), "--run-dir", str(tmp_path), "--max-minutes", "0.03",
                  "--valid-split", "none", "--test-split", "", "--set", "model_overrides.num_layers=1",
-                 "--set", "train.validate_every_minutes=null"]) == 0
+                 "--set", "train.validate_every_minutes=null", "--set", "train.log_every=1"]) == 0
     err = capsys.readouterr().err
     assert "of 0.03 min" in err and "100000" not in err and "100%" in err
+    updates = [r["update"] for r in map(json.loads, (tmp_path / "log.jsonl").read_text().splitlines())
+               if r["kind"] == "train"]
+    assert updates[-1] == 6
