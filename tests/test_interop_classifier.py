@@ -6,13 +6,12 @@ import json
 
 import pytest
 import torch
+import transformers
 
 import sew
 from sew.models.classifier import SequenceClassifier
 
 from .models.helpers import TINY_HF
-
-transformers = pytest.importorskip("transformers")
 
 TOL = 1e-4
 SAMPLES = 3283  # 0.2 s, 41 frames: odd, so SEW's last 50 Hz frame is the upsampler's zero frame

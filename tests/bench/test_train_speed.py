@@ -7,8 +7,6 @@ import json
 
 import pytest
 
-pytest.importorskip("transformers")
-
 
 def test_rows_ratios_failures_and_result_files(tmp_path):
     from sew.cli import main

@@ -94,7 +94,8 @@ def test_audiofolder_without_transcripts(tmp_path, audio):
 
 
 def test_hf_save_to_disk(tmp_path, audio):
-    datasets = pytest.importorskip("datasets")
+    import datasets
+
     paths = [str(audio.write(tmp_path / "src" / f"h{i}.flac", seconds=0.2, seed=i)) for i in range(2)]
     train = datasets.Dataset.from_dict({"audio": paths, "text": TEXTS[:2], "id": ["x0", "x1"]})
     train = train.cast_column("audio", datasets.Audio())

@@ -64,7 +64,8 @@ def test_asr_rows_without_transcript_are_still_rejected(tmp_path, audio):
 
 
 def test_hf_class_label_column_gives_names(tmp_path, audio):
-    datasets = pytest.importorskip("datasets")
+    import datasets
+
     paths = [str(audio.write(tmp_path / "src" / f"h{i}.wav", seconds=0.2, seed=i)) for i in range(3)]
     labels = datasets.Features({"audio": datasets.Value("string"), "label": datasets.ClassLabel(names=["cat", "dog"])})
     data = datasets.Dataset.from_dict({"audio": paths, "label": [1, 0, -1]}, features=labels)

@@ -126,7 +126,8 @@ def test_duration_limits_and_copy_audio(tmp_path, audio):
 
 
 def test_hf_embedded_audio_is_written_out(tmp_path, audio):
-    datasets = pytest.importorskip("datasets")
+    import datasets
+
     path = str(audio.write(tmp_path / "h.wav", seconds=0.3, rate=22050))
     ds = datasets.Dataset.from_dict({"audio": [path], "sentence": ["Ōsaka"]}).cast_column("audio", datasets.Audio())
     ds.save_to_disk(str(tmp_path / "hf"))

@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+import transformers
 
 import sew
 
 from .helpers import TINY_HF
-
-transformers = pytest.importorskip("transformers")
 
 LENGTHS = [400, 1601, 4003, 16000, 48000]  # 1601 and 4003 give odd frame counts at this stride
 TOL = 1e-4

@@ -12,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import transformers
+from transformers.models.wav2vec2 import modeling_wav2vec2 as hf_w2v
 
 from sew.pretrain.interop import load_hf_pretraining
 
-transformers = pytest.importorskip("transformers")
-from transformers.models.wav2vec2 import modeling_wav2vec2 as hf_w2v  # noqa: E402
 
 TOL = 1e-4
 TINY = dict(
