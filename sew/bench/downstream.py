@@ -171,7 +171,7 @@ def run_downstream(profile: DownstreamProfile, out_root="results", *, seed: int 
                "targets": check_targets(rows, speed), "table": table}
     targets = "\n".join(f"- {t['target']}: {'met' if t['met'] else 'NOT met'} ({t['detail']})"
                         for t in results["targets"])
-    write_results(out, results, f"# sew bench: downstream\n\n{machine}\n\nbudget per run: "
+    write_results(out, results, "sew bench: downstream", f"budget per run: "
                                 f"{profile.budget_minutes:g} min\n\n{table}\n\n{targets}\n\n{failures.markdown()}")
     accuracy_plot(merged, out / "accuracy.png")
     print(f"\n{table}\n\n{targets}\n\nwrote {out}/results.json, results.md and accuracy.png")

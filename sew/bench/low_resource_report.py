@@ -177,10 +177,7 @@ def write_results_files(out: Path, results: dict, tables: dict, check_lines: str
         rule = "No reference run finished, so no fine-tuning ran at equal updates (see Failures)."
     smoke = ("**Smoke test (--smoke): budgets under the minimums; these numbers test the machinery and measure "
              "nothing.**\n\n" if results["smoke"] else "")
-    m = results["machine"]
-    machine = (f"{m['cpu']} ({m.get('cpu_isa', '?')}), {m['threads']} thread(s), torch {m['torch']}, device "
-               f"{m['device']}" + (f" ({m['gpu']})" if m.get("gpu") else ""))
-    text = (f"# sew bench: low-resource\n\n{smoke}{machine}\n\ndata: {results['data']['description']}\n\n"
+    text = (f"{smoke}data: {results['data']['description']}\n\n"
             f"Budget per model and seed: {p['pretrain_minutes']:g} min of pretraining per preset "
             f"({', '.join(p['pretrain_presets'])}; the P/4 and P/2 encoders are snapshots of the same run), then "
             f"fine-tuning with the {p['finetune_preset']} recipe on {results['data']['labeled_minutes']:.1f} min of "
@@ -188,7 +185,7 @@ def write_results_files(out: Path, results: dict, tables: dict, check_lines: str
             f"## Test CER against pretraining (mean over seeds)\n\n{tables['summary']}\n\n"
             f"## Checks\n\n{check_lines}\n\n"
             f"## Pretraining\n\n{tables['pretraining']}\n\n## Fine-tuning runs\n\n{tables['runs']}\n\n{failures}")
-    write_results(out, results, text.rstrip())
+    write_results(out, results, "sew bench: low-resource", text.rstrip())
     with open(out / "results.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
         writer.writeheader()

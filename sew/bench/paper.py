@@ -186,7 +186,7 @@ def run_paper(run: PaperRun, data: str | Path | None, out_root: str | Path = "re
     results = {"profile_name": "paper", "profile": "paper", "run": vars(run), "machine": info, "seed": seed,
                "data": str(data), "baseline": baseline, "speed_utterances": len(lengths), "speed": speed,
                "wer": rows, "failures": failures.records, "table": table}
-    write_results(out, results, f"# sew bench --profile paper\n\n{info}\n\nspeed: {len(lengths)} {run.speed_split} "
+    write_results(out, results, "sew bench --profile paper", f"speed: {len(lengths)} {run.speed_split} "
                                 f"utterances, batches of at most {PAPER_MAX_TOKENS} samples; baseline: {baseline}\n\n"
                                 f"{table}\n\n{failures.markdown()}")
     plotted = [dict(r, wer=r.get(f"wer_{primary}"), card_wer=r.get(f"card_wer_{primary}")) for r in rows

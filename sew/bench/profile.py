@@ -101,7 +101,7 @@ def run_profile(profile: Profile, out_root: str | Path = "results", *, seed: int
                "machine": timed.machine, "seed": seed, "repeats": repeats,
                "data": str(data) if data else "built-in corpus", "baseline": timed.baseline,
                "speed": speed, "wer": wer, "failures": failures.records, "table": table}
-    write_results(out, results, f"# sew bench\n\n{timed.machine}\n\nbaseline: {timed.baseline}\n\n{table}\n\n"
+    write_results(out, results, "sew bench", f"baseline: {timed.baseline}\n\n{table}\n\n"
                                 f"{failures.markdown()}")
     pareto_plot(speed, wer, out / "pareto.png")
     print("\n" + table + f"\n\nwrote {out}/results.json, results.md and pareto.png")

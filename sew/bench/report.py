@@ -68,9 +68,29 @@ def results_dir(root: str | Path = "results") -> Path:
     return path
 
 
-def write_results(directory: Path, data: dict, markdown: str) -> None:
+def machine_markdown(m: dict) -> str:
+    """``machine_info``'s record as the short list that opens a results.md: what a reader checks first."""
+    caps = m.get("cpu_capabilities") or {}
+    engines = [name for name, on in (("oneDNN", caps.get("onednn")), ("int8", caps.get("int8"))) if on]
+    if caps.get("bf16"):
+        engines.append(f"bf16 {caps['bf16']}")
+    cpu = f"{m['cpu']}, {m.get('cpu_count', '?')} cores, {caps.get('arch', '')} {m.get('cpu_isa', '?')} kernels".strip()
+    device = m["device"] + (f" ({m['gpu']})" if m.get("gpu") else "")
+    software = ", ".join(f"{name} {m[key]}" for name, key in (("torch", "torch"), ("transformers", "transformers"),
+                                                                ("Python", "python")) if m.get(key))
+    peak = f"; matmul peak {m['matmul_peak_gflops']:.0f} GFLOP/s" if m.get("matmul_peak_gflops") else ""
+    lines = [f"- CPU: {cpu}" + (f" ({', '.join(engines)})" if engines else ""),
+             f"- threads: {m['threads']}; device: {device}{peak}",
+             f"- software: {software}; memory allocator: {m.get('malloc', 'default')}",
+             f"- date: {time.strftime('%Y-%m-%d')}; commit: {code_version()}"]
+    return "\n".join(lines)
+
+
+def write_results(directory: Path, data: dict, title: str, body: str) -> None:
+    """results.json, and results.md: the title, the machine (``data["machine"]``) as a list, then ``body``."""
     write_json(directory / "results.json", data)
-    (directory / "results.md").write_text(markdown + "\n")
+    machine = f"{machine_markdown(data['machine'])}\n\n" if data.get("machine") else ""
+    (directory / "results.md").write_text(f"# {title}\n\n{machine}{body}\n")
 
 
 def load_results(path: str | Path) -> dict:

@@ -194,8 +194,9 @@ def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, size: int = 204
     return 2 * size**3 / best / 1e9
 
 
-def machine_info(device: torch.device, threads: int) -> dict:
-    """What the numbers were measured on."""
+def machine_info(device: torch.device | str, threads: int | None = None) -> dict:
+    """What the numbers were measured on (``threads``: torch's intra-op threads unless given)."""
+    device, threads = torch.device(device), threads or torch.get_num_threads()
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:

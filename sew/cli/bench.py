@@ -42,7 +42,7 @@ def run_speed(args) -> int:
         out = results_dir(args.out)
         write_results(out, {"machine": run.machine, "setup": vars(setup), "baseline": run.baseline,
                             "speed": run.row_dicts(), "failures": run.failures},
-                      f"# Speed\n\n{run.machine}\n\nbaseline: {run.baseline}\n\n{table}")
+                      "Speed", f"baseline: {run.baseline}\n\n{table}")
         print(f"\nwrote {out}/results.json and results.md")
     return 1 if run.failures else 0
 
@@ -67,9 +67,8 @@ def run_train_speed_command(args) -> int:
     print(f"\n{table}\n\n{parts}")
     if args.out:
         out = results_dir(args.out)
-        write_results(out, {"machine": run.machine, "setup": vars(setup), "train_speed": rows,
-                            "failures": run.failures},
-                      f"# Training speed\n\n{run.machine}\n\n{table}\n\nWhere the time goes (ours):\n\n{parts}")
+        results = {"machine": run.machine, "setup": vars(setup), "train_speed": rows, "failures": run.failures}
+        write_results(out, results, "Training speed", f"{table}\n\nWhere the time goes (ours):\n\n{parts}")
         print(f"\nwrote {out}/results.json and results.md")
     return 1 if run.failures else 0
 
@@ -265,6 +264,7 @@ def run_paper_profile(args, device: str) -> dict:
 
 def run_wer(args) -> int:
     from sew.bench.report import markdown_table, results_dir, write_results
+    from sew.bench.timing import machine_info
     from sew.bench.wer import summarize_repeats, train_and_score
 
     set_threads(args.threads)
@@ -282,7 +282,7 @@ def run_wer(args) -> int:
                ("train_seconds", "train s"), ("wer", "WER %"), ("wer_std", "WER sd"), ("cer", "CER %"),
                ("cer_std", "CER sd"), *[(f"{m}_{v}", f"{m.upper()} {v} %") for v in args.variants for m in ("wer", "cer")]]
     table = markdown_table(rows, columns)
-    write_results(out, {"wer": rows}, "# WER\n\n" + table)
+    write_results(out, {"machine": machine_info(device), "wer": rows}, "WER", table)
     print("\n" + table + f"\n\nwrote {out}/results.json and results.md")
     return 0
 

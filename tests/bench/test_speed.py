@@ -65,7 +65,10 @@ def test_cli_speed_writes_results(tmp_path, capsys):
     assert machine["matmul_peak_gflops"] == max(machine["matmul_peak_gflops_before"], machine["matmul_peak_gflops_after"])
     for r in data["speed"]:
         assert r["peak_fraction"] == pytest.approx(r["achieved_gflops"] / machine["matmul_peak_gflops"], abs=1e-3)
-    assert (run / "results.md").read_text().startswith("# Speed")
+    text = (run / "results.md").read_text()  # it opens with the machine as a list a person reads, not a dict
+    assert text.startswith("# Speed\n\n- CPU: ") and "{'cpu'" not in text
+    assert f"- threads: 1; device: cpu; matmul peak {machine['matmul_peak_gflops']:.0f} GFLOP/s" in text
+    assert f"torch {machine['torch']}" in text and "commit: " in text
 
 
 def test_int8_rows_quantise_linear_layers():
