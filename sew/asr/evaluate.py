@@ -97,7 +97,7 @@ def make_decoder_or_explain(vocab, args):
     from sew.asr.decode import make_decoder
 
     try:
-        return make_decoder(vocab, args.beam_size, args.lm, args.lm_weight, args.word_score)
+        return make_decoder(vocab, args.beam_size, args.lm, args.lm_weight, args.word_score, getattr(args, "lexicon", None))
     except ImportError as err:
         raise ValueError(str(err)) from err
 

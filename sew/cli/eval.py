@@ -31,9 +31,14 @@ def add_decoder_options(p) -> None:
     """Greedy / beam-search options shared by ``sew eval`` and ``sew transcribe``."""
     p.add_argument("--vocab", default=None, help="vocab.json of the model (default: the one in the model directory)")
     p.add_argument("--beam-size", type=int, default=0,
-                   help="CTC beam search with this beam (needs pyctcdecode; default: 0, greedy decoding)")
+                   help="CTC beam search with this beam (needs the lm extra: pip install -e \".[lm]\"; default: 0, "
+                        "greedy decoding)")
     p.add_argument("--lm", default=None,
-                   help="KenLM n-gram model (.arpa or .bin) for beam search (needs pyctcdecode and kenlm; default: none)")
+                   help="KenLM n-gram model (.arpa or .bin) for beam search; only its words are emitted (needs the lm "
+                        "extra; default: none)")
+    p.add_argument("--lexicon", default=None,
+                   help="the words beam search may emit, one a line (default: the --lm ARPA file's unigrams; needed "
+                        "with a binary .bin LM)")
     p.add_argument("--lm-weight", type=float, default=2.0, help="language model weight alpha (default: 2.0)")
     p.add_argument("--word-score", type=float, default=-1.0, help="word insertion score beta (default: -1.0)")
     add_device(p)
