@@ -19,9 +19,26 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(@[\w./-]+)?$")
 
 
 def is_hub_id(spec: str | Path) -> bool:
-    """Whether ``spec`` names a Hub model (``ORG/NAME[@REVISION]``) rather than a local path."""
+    """Whether ``spec`` names a Hub model (``ORG/NAME[@REVISION]``) rather than a local path.
+
+    What looks like a path never goes to the Hub: one that exists, one that starts with ``.`` or ``/`` or
+    has more than one ``/`` (the pattern rejects those), and one whose first part is a local directory
+    (``runs/typo`` where ``runs/`` exists is a mistyped run directory, not the Hub repository "runs/typo").
+    """
     text = str(spec)
-    return not Path(text).exists() and bool(_HUB_ID.match(text))
+    if Path(text).exists() or not _HUB_ID.match(text):
+        return False
+    return not Path(text.partition("/")[0]).is_dir()
+
+
+def check_local_model(spec: str | Path) -> None:
+    """A clear error for a model argument that is a local path and does not exist."""
+    if not is_hub_id(spec) and not Path(spec).exists():
+        parent = Path(spec).parent
+        near = sorted(p.name for p in parent.iterdir() if p.is_dir())[:8] if parent.is_dir() else []
+        hint = f"; {parent} has: {', '.join(near)}" if near else ""
+        raise ValueError(f"model path {spec} does not exist (it looks like a local path, so it is not looked up on "
+                         f"the Hugging Face Hub){hint}")
 
 
 def split_revision(spec: str, revision: str | None = None) -> tuple[str, str | None]:
@@ -52,6 +69,7 @@ def resolve_model_dir(spec: str | Path, revision: str | None = None) -> Path:
     """A local directory for ``spec``: the path itself, or a Hub id's snapshot in the Hub cache
     (downloaded first unless offline). Raises ``ValueError`` saying what to do when it cannot."""
     if not is_hub_id(spec):
+        check_local_model(spec)
         return Path(spec)
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError,

@@ -23,3 +23,21 @@ def test_a_crashed_holder_does_not_block(tmp_path):
     assert (tmp_path / ".lock").is_file()
     DirectoryLock(tmp_path).release()
 
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_atomic_writes_keep_the_users_umask(tmp_path, umask, mode):
+    import torch
+
+    from sew.files import atomic_write, current_umask, save_tensors, write_json
+
+    old = os.umask(umask)
+    try:
+        assert current_umask() == umask
+        write_json(tmp_path / "a.json", {"x": 1})
+        save_tensors(tmp_path / "w.safetensors", {"w": torch.zeros(2)})
+        atomic_write(tmp_path / "t.txt", lambda tmp: open(tmp, "w").write("hi"))
+    finally:
+        os.umask(old)
+    for name in ("a.json", "w.safetensors", "t.txt"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode, name

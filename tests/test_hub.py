@@ -57,6 +57,21 @@ def test_offline_and_not_cached_says_what_to_do(hub):
         sew.load_model("org/tiny-ft@0123456789012345678901234567890123456789")
 
 
+def test_a_mistyped_local_path_is_never_sent_to_the_hub(tmp_path, monkeypatch):
+    from sew.hub import is_hub_id
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "ft").mkdir(parents=True)
+    assert is_hub_id("org/name") and is_hub_id("org/name@refs/pr/1")
+    for spec in ("runs/typo", "./org/name", "/org/name", "a/b/c", "runs/ft"):
+        assert not is_hub_id(spec), spec
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: pytest.fail("went to the Hub"))
+    with pytest.raises(ValueError, match=r"model path runs/typo does not exist .*not looked up.*runs has: ft"):
+        sew.load_model("runs/typo")
+
+
 def test_every_model_option_takes_a_hub_id(hub, tiny_corpus, tmp_path, capsys):
     from sew.data.corpus import read_corpus
 
