@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,39 @@ def atomic_write(path: str | Path, write) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def replace_directory(tmp: str | Path, final: str | Path) -> None:
+    """Move the complete directory ``tmp`` to ``final`` so that a valid copy exists at every moment: the old
+    ``final`` is renamed aside (``.old-NAME``), ``tmp`` renamed in, and only then the old one removed. A kill
+    in between leaves ``.old-NAME`` behind, which ``remove_stale`` clears."""
+    tmp, final = Path(tmp), Path(final)
+    aside = final.with_name(f".old-{final.name}")
+    if aside.exists():
+        shutil.rmtree(aside)
+    if final.exists():
+        os.replace(final, aside)
+    os.replace(tmp, final)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def remove_stale(directory: str | Path) -> list[str]:
+    """Clear what a killed ``replace_directory`` left in ``directory``: ``.tmp-NAME`` (half written) is
+    removed; ``.old-NAME`` is removed when NAME is in place, and renamed back when the kill came between
+    the two renames. Returns what it did, one line each."""
+    directory = Path(directory)
+    done = []
+    for path in sorted(directory.glob(".*")) if directory.is_dir() else []:
+        if path.name.startswith(".old-") and not path.with_name(path.name[len(".old-"):]).exists():
+            os.replace(path, path.with_name(path.name[len(".old-"):]))
+            done.append(f"restored {path.name[len('.old-'):]} from {path.name}")
+        elif path.name.startswith((".tmp-", ".old-")):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            done.append(f"removed {path.name}")
+    return done
 
 
 def write_json(path: str | Path, data: Any) -> None:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sew.files import DirectoryLock
+from sew.files import DirectoryLock, atomic_write
 
 LOG_FILE = "log.jsonl"
 # Train statistics drawn besides the loss when a run logs them: the health monitor's inputs.
@@ -37,12 +37,45 @@ def _clean(value: Any) -> Any:
 
 
 def read_log(run_dir: str | Path, kind: str | None = None) -> list[dict]:
-    """The records of ``RUN/log.jsonl`` (of one ``kind`` when given)."""
+    """The records of ``RUN/log.jsonl`` (of one ``kind`` when given).
+
+    A torn last line (the process was killed while writing it) is dropped with a warning naming the
+    file; a broken line anywhere else is an error naming the file and line."""
     path = Path(run_dir) / LOG_FILE
     if not path.is_file():
         return []
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    records = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if i != last:
+                raise ValueError(f"{path}:{i + 1}: not a JSON record ({err}); the log is damaged before its "
+                                 "end: remove that line, or the file to start the log afresh") from err
+            print(f"warning: {path}:{i + 1}: dropped a torn last record (the run was killed while writing it): "
+                  f"{line[:60]!r}", file=sys.stderr)
     return [r for r in records if kind is None or r.get("kind") == kind]
+
+
+def rewind_log(run_dir: str | Path, update: int) -> int:
+    """Make ``RUN/log.jsonl`` end at ``update`` (where a resumed run goes on): records of later updates, which
+    a killed run wrote after its last checkpoint and the resumed run writes again, and a torn last line are
+    removed (the file is rewritten atomically), so the log holds one record per update. Returns how many
+    records were removed."""
+    path = Path(run_dir) / LOG_FILE
+    if not path.is_file():
+        return 0
+    raw = path.read_text(encoding="utf-8", errors="replace")
+    records = read_log(run_dir)
+    keep = [r for r in records if int(r.get("update", 0)) <= update]
+    text = "".join(json.dumps(r) + "\n" for r in keep)
+    if text != raw:
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return len(records) - len(keep)
 
 
 def budget_fraction(update: int, minutes: float, max_update: int, max_minutes: float | None) -> float:
@@ -74,6 +107,10 @@ class RunLogger:
         if not enabled:
             return
         self.lock = DirectoryLock(self.run_dir)  # one writer per run directory
+        removed = rewind_log(self.run_dir, update)
+        if removed:
+            print(f"{self.run_dir / LOG_FILE}: removed {removed} record(s) past update {update}, the work since the "
+                  "last checkpoint, which this run does again", file=sys.stderr)
         self.file = open(self.run_dir / LOG_FILE, "a", encoding="utf-8")
         if tensorboard:
             try:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from sew.files import replace_directory
 from sew.train.config import TrainConfig
 from sew.train.health_hooks import HealthHooks
 from sew.train.snapshots import SnapshotHooks, check_snapshot_fractions, snapshot_name
@@ -41,7 +42,7 @@ from sew.train.logs import RunLogger, budget_fraction
 from sew.train.masking import update_generator
 from sew.train.schedule import build_schedule, set_lr
 from sew.train.setup import build_optimizer, make_accelerator, run_facts
-from sew.train.state import (TrainingState, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint,
+from sew.train.state import (TrainingState, checkpoint_to_resume, load_checkpoint, rng_state, save_checkpoint,
                              set_rng_state)
 from sew.train.task import TrainingTask
 
@@ -337,8 +338,7 @@ class Trainer(HealthHooks, SnapshotHooks):
         final, tmp = self.run_dir / name, self.run_dir / f".tmp-{name}"
         shutil.rmtree(tmp, ignore_errors=True)
         self.task.save_model(self.unwrapped, tmp, update=self.state.update, metrics=metrics)
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+        replace_directory(tmp, final)  # the previous best is never gone before the new one is in place
 
     def _save(self, sampler) -> Path:
         sampler = sampler or self._sampler
@@ -354,15 +354,7 @@ class Trainer(HealthHooks, SnapshotHooks):
         self._sampler = sampler
         if resume is False:
             return
-        path = None
-        if resume in (None, True):
-            path = latest_checkpoint(self.run_dir)
-            if path is None and resume is True:
-                raise ValueError(f"--resume: no checkpoint in {self.run_dir / 'checkpoints'}")
-        else:
-            path = Path(resume)
-            if not (path / "trainer_state.json").is_file():
-                path = latest_checkpoint(path) or path
+        path = checkpoint_to_resume(self.run_dir, resume, self.is_main)
         if path is None:
             return
         self.state, sampler_state = load_checkpoint(

@@ -7,19 +7,23 @@ A checkpoint is a directory ``RUN/checkpoints/update_00001234/`` holding
 * ``scaler.json`` (the fp16 loss scaler, when there is one),
 * ``rng_<rank>.safetensors`` + ``rng_<rank>.json`` (python, numpy, torch and CUDA generators per process),
 * ``trainer_state.json`` (``TrainingState``: update count, epoch, sampler position, elapsed
-  time, best metric, skip counters) plus any ``extra`` the task adds.
+  time, best metric, skip counters) plus any ``extra`` the task adds,
+* ``manifest.json`` (size and SHA-256 of every file, checked before a resume).
 
 Nothing is pickled: tensors go to safetensors, everything else to JSON. The directory is
-written under a temporary name and renamed when complete, so a crash never leaves a
-half-written checkpoint; only the newest ``keep_last`` are kept.
+written under a temporary name and renamed when complete (the old copy of the same update set
+aside first), so a crash never leaves a half-written checkpoint or none at all; a resume takes
+the newest intact one; only the newest ``keep_last`` are kept.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import random
+import re
 import shutil
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,11 +32,13 @@ import numpy as np
 import torch
 
 from sew.checkpoint import save_model
-from sew.files import load_checked, read_state_dict, save_tensors, write_json
+from sew.files import load_checked, read_state_dict, remove_stale, replace_directory, save_tensors, write_json
 
 CHECKPOINTS = "checkpoints"
 PREFIX = "update_"
 TRAINER_STATE = "trainer_state.json"
+MANIFEST = "manifest.json"
+_NAME = re.compile(rf"{PREFIX}\d{{8}}")
 
 
 @dataclass
@@ -135,17 +141,91 @@ def checkpoint_dir(run_dir: str | Path, update: int) -> Path:
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
-    """Complete checkpoints of a run, oldest first (temporary directories are ignored)."""
+    """Complete checkpoints of a run, oldest first: ``update_NNNNNNNN`` directories with a trainer state
+    (temporaries, copies such as ``update_N.bak`` and other junk are ignored)."""
     root = Path(run_dir) / CHECKPOINTS
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX) and (p / TRAINER_STATE).is_file()]
+    found = [p for p in root.iterdir() if p.is_dir() and _NAME.fullmatch(p.name) and (p / TRAINER_STATE).is_file()]
     return sorted(found, key=lambda p: int(p.name[len(PREFIX):]))
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
     found = list_checkpoints(run_dir)
     return found[-1] if found else None
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(directory: Path) -> None:
+    """``manifest.json``: the size and SHA-256 of every file of a checkpoint, checked before resuming."""
+    files = {p.name: {"size": p.stat().st_size, "sha256": sha256(p)}
+             for p in sorted(directory.iterdir()) if p.is_file() and p.name != MANIFEST}
+    write_json(directory / MANIFEST, files)
+
+
+def checkpoint_problem(directory: Path) -> str | None:
+    """What is wrong with a checkpoint against its manifest (a missing, truncated or changed file), or None.
+    Checkpoints written before manifests existed are taken as they are."""
+    manifest = directory / MANIFEST
+    if not manifest.is_file():
+        return None
+    try:
+        files = json.loads(manifest.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        return f"{MANIFEST} unreadable ({err})"
+    for name, want in files.items():
+        path = directory / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != want["size"]:
+            return f"{name} has {path.stat().st_size} bytes, {want['size']} were written"
+        if sha256(path) != want["sha256"]:
+            return f"{name} does not match its checksum"
+    return None
+
+
+def resumable_checkpoint(run_dir: str | Path, warn=print) -> Path | None:
+    """The newest checkpoint that passes ``checkpoint_problem``; each damaged newer one is named with what is
+    wrong (``warn``). Raises ``ValueError`` when checkpoints exist and none is intact."""
+    found = list_checkpoints(run_dir)
+    for path in reversed(found):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path
+        warn(f"warning: {path} is damaged ({problem}); falling back to the checkpoint before it")
+    if found:
+        raise ValueError(f"{Path(run_dir) / CHECKPOINTS}: no intact checkpoint ({len(found)} damaged, see above); "
+                         "remove them to start over, or restore one from a backup")
+    return None
+
+
+def checkpoint_to_resume(run_dir: Path, resume, is_main: bool) -> Path | None:
+    """The checkpoint a run continues from. ``resume``: a checkpoint directory, a run directory, True (the
+    newest intact checkpoint of ``run_dir``, an error if none) or None (that, or a fresh start). The main
+    process first removes what a killed writer left (half-written checkpoints and models, replaced copies)."""
+    def warn(message: str) -> None:
+        if is_main:
+            print(message, file=sys.stderr, flush=True)
+
+    if is_main:
+        for line in remove_stale(Path(run_dir) / CHECKPOINTS) + remove_stale(run_dir):
+            print(f"{run_dir}: {line}, left by an interrupted write", flush=True)
+    if resume in (None, True):
+        path = resumable_checkpoint(run_dir, warn=warn)
+        if path is None and resume is True:
+            raise ValueError(f"--resume: no checkpoint in {Path(run_dir) / CHECKPOINTS}")
+        return path
+    path = Path(resume)
+    if (path / TRAINER_STATE).is_file():
+        return path
+    return resumable_checkpoint(path, warn=warn) or path
 
 
 def save_checkpoint(run_dir: str | Path, *, model, optimizer, state: TrainingState, scaler=None,
@@ -179,9 +259,8 @@ def save_checkpoint(run_dir: str | Path, *, model, optimizer, state: TrainingSta
         write_json(tmp / TRAINER_STATE, {**state.to_dict(), "world_size": world_size})
     barrier()
     if rank == 0:
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        write_manifest(tmp)
+        replace_directory(tmp, final)  # never zero valid copies, even when an update is saved twice
         for old in list_checkpoints(run_dir)[:-keep_last] if keep_last > 0 else []:
             shutil.rmtree(old, ignore_errors=True)
     barrier()

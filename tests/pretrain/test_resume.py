@@ -6,7 +6,7 @@ import signal
 
 import torch
 
-from .helpers import checkpoint_weights, run_sew, run_sew_killed_while_saving, tiny_args
+from .helpers import checkpoint_weights, read_log, run_sew, run_sew_killed_while_saving, tiny_args
 
 
 def test_sigkill_then_resume_gives_the_same_weights_bitwise(tmp_path):
@@ -25,6 +25,8 @@ def test_sigkill_then_resume_gives_the_same_weights_bitwise(tmp_path):
     out, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, out
     assert "resuming from" in out and "update_00000004" in out, out
+    # The killed run logged update 5 before dying; the resumed one did it again and the log holds it once.
+    assert [r["update"] for r in read_log(killed)] == list(range(1, total + 1))
     a, b = checkpoint_weights(full, total), checkpoint_weights(killed, total)
     assert a.keys() == b.keys()
     for key in a:

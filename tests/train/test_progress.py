@@ -33,3 +33,25 @@ def test_a_timed_fine_tune_shows_minutes_not_a_day_of_updates(tmp_path, tiny_cor
     updates = [r["update"] for r in map(json.loads, (tmp_path / "log.jsonl").read_text().splitlines())
                if r["kind"] == "train"]
     assert updates[-1] == 6
+
+
+def test_a_torn_last_log_line_is_dropped_and_a_resumed_log_has_one_record_per_update(tmp_path, capsys):
+    from sew.train.logs import LOG_FILE, RunLogger, read_log
+
+    lines = [json.dumps({"kind": "run", "update": 0})] + [json.dumps({"kind": "train", "update": u, "loss": 1.0})
+                                                          for u in range(1, 8)]
+    (tmp_path / LOG_FILE).write_text("\n".join(lines) + '\n{"kind": "train", "upd')  # killed mid-write
+    assert [r["update"] for r in read_log(tmp_path, "train")] == list(range(1, 8))
+    assert f"{tmp_path / LOG_FILE}:9: dropped a torn last record" in capsys.readouterr().err
+    # Resumed from the checkpoint of update 5: updates 6 and 7 are done again, and logged once.
+    logger = RunLogger(tmp_path, tensorboard=False, progress=False, update=5)
+    for u in (6, 7):
+        logger.log("train", u, {"loss": 0.5})
+    logger.close()
+    train = read_log(tmp_path, "train")
+    assert [r["update"] for r in train] == list(range(1, 8)) and [r["loss"] for r in train[-2:]] == [0.5, 0.5]
+    assert "removed 2 record(s) past update 5" in capsys.readouterr().err
+    # A damaged line before the end is not guessed at: the error names the file and line.
+    (tmp_path / LOG_FILE).write_text(lines[0] + "\n{oops\n" + lines[1] + "\n")
+    with pytest.raises(ValueError, match=rf"{LOG_FILE}:2: not a JSON record"):
+        read_log(tmp_path)

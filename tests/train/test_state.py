@@ -43,3 +43,59 @@ def test_checkpoint_restores_model_optimizer_rng_and_prunes(tmp_path, make_model
     # a crash mid-write leaves only a temporary directory, which is ignored
     (tmp_path / "checkpoints" / ".tmp-update_00000004").mkdir()
     assert latest_checkpoint(tmp_path).name == "update_00000003"
+
+
+def test_a_damaged_newest_checkpoint_falls_back_and_junk_is_ignored_or_cleared(tmp_path, make_model, capsys):
+    import os
+    import shutil
+
+    import pytest
+
+    from sew.train.state import checkpoint_to_resume
+
+    model = make_model()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    for update in (1, 2, 3):
+        save_checkpoint(tmp_path, model=model, optimizer=opt, state=TrainingState(update=update), keep_last=3)
+    root = tmp_path / "checkpoints"
+    shutil.copytree(root / "update_00000003", root / "update_00000003.bak")  # a user's copy: not a checkpoint
+    (root / ".tmp-update_00000004").mkdir()  # a save killed halfway
+    os.replace(root / "update_00000001", root / ".old-update_00000001")  # killed between replace's two renames
+    weights = root / "update_00000003" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated
+    assert checkpoint_to_resume(tmp_path, None, is_main=True) == root / "update_00000002"
+    out, err = capsys.readouterr()
+    assert f"{root / 'update_00000003'} is damaged (model.safetensors has 100 bytes" in err
+    assert "removed .tmp-update_00000004" in out and "restored update_00000001 from .old-update_00000001" in out
+    assert sorted(p.name for p in root.iterdir()) == ["update_00000001", "update_00000002", "update_00000003",
+                                                      "update_00000003.bak"]
+    (root / "update_00000002" / "optimizer.json").write_text("{}")  # same size or not, the checksum tells
+    (root / "update_00000001" / "trainer_state.json").unlink()  # not a checkpoint any more
+    with pytest.raises(ValueError, match="no intact checkpoint"):
+        checkpoint_to_resume(tmp_path, True, is_main=True)
+
+
+def test_replacing_a_checkpoint_never_leaves_none(tmp_path, make_model, monkeypatch):
+    import os
+
+    model = make_model()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    save_checkpoint(tmp_path, model=model, optimizer=opt, state=TrainingState(update=5))
+    real, calls = os.replace, []
+
+    def killed_after_the_first_rename(src, dst):  # of a directory; files are written by atomic renames too
+        real(src, dst)
+        if os.path.isdir(dst):
+            calls.append((str(src), str(dst)))
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", killed_after_the_first_rename)
+    try:
+        save_checkpoint(tmp_path, model=model, optimizer=opt, state=TrainingState(update=5))  # the same update again
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr(os, "replace", real)
+    assert calls[0][1].endswith(".old-update_00000005")  # set aside first, never deleted first
+    from sew.train.state import checkpoint_to_resume
+
+    assert checkpoint_to_resume(tmp_path, None, is_main=True).name == "update_00000005"
