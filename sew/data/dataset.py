@@ -102,10 +102,11 @@ class SpeechDataset(torch.utils.data.Dataset):
         return [u.id for u in self.utterances]
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch's random crops."""
+        """Select the epoch's random crops for plain indices (an ``EpochIndex`` from the sampler carries its own)."""
         self.epoch = int(epoch)
 
     def __getitem__(self, index: int) -> Example | None:
+        epoch = getattr(index, "epoch", self.epoch)
         utt = self.utterances[index]
         try:
             wave, _ = load_audio(utt.audio, name=utt.path)
@@ -116,7 +117,7 @@ class SpeechDataset(torch.utils.data.Dataset):
             self.log.reject(utt.path, err.reason, utt.line, err.detail)
             return None
         if self.max_sample_size and len(wave) > self.max_sample_size:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
+            rng = np.random.default_rng([self.seed, epoch, int(index)])
             start = int(rng.integers(0, len(wave) - self.max_sample_size + 1))
             wave = wave[start:start + self.max_sample_size]
         target = self.vocab.encode(utt.transcript) if self.vocab is not None else None

@@ -24,6 +24,25 @@ from sew.data.manifest import RECEPTIVE_FIELD
 from sew.data.rejects import RejectLog
 
 
+class EpochIndex(int):
+    """A dataset index that carries the epoch it was drawn in. Data-loader workers hold copies of the dataset
+    made when they started (persistent workers keep them for the whole run), so an epoch set on the
+    dataset in the training process never reaches them; the index does, and crops follow the epoch."""
+
+    epoch: int
+
+    def __new__(cls, index: int, epoch: int) -> "EpochIndex":
+        obj = super().__new__(cls, index)
+        obj.epoch = int(epoch)
+        return obj
+
+    def __reduce__(self):
+        return EpochIndex, (int(self), self.epoch)
+
+    def __repr__(self) -> str:
+        return f"EpochIndex({int(self)}, epoch={self.epoch})"
+
+
 class LengthBucketSampler:
     """Yields lists of dataset indices for one shard; ``set_epoch`` before each epoch."""
 
@@ -102,10 +121,11 @@ class LengthBucketSampler:
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
+        """This shard's batches of the epoch from where it stands, as ``EpochIndex`` lists."""
         mine = self.epoch_batches()[self.shard_index::self.num_shards]
         while self._start < len(mine):
             self._start += 1
-            yield mine[self._start - 1]
+            yield [EpochIndex(i, self.epoch) for i in mine[self._start - 1]]
         self._start = 0
 
     def __len__(self) -> int:

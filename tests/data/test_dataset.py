@@ -92,3 +92,21 @@ def test_lengths_from_headers_for_unscanned_corpora(tmp_path, audio):
     missing = Utterance("m", str(tmp_path / "gone.wav"), None, None, 9)
     assert len(SpeechDataset([missing], rejects_log=log)) == 0
     assert [(i.line, i.reason) for i in log.items] == [(9, rejects.MISSING_FILE)]
+
+
+def test_random_crops_follow_the_epoch_in_data_workers_too(tmp_path, audio):
+    # Persistent workers copy the dataset once; the epoch rides with each index from the sampler, so the
+    # crops change every epoch and are the crops of a loader without workers, bitwise.
+    utts = _utts(tmp_path, audio, [(4.0, None), (3.0, None)])
+    crops = {}
+    for workers in (0, 1):
+        ds = SpeechDataset(utts, max_sample_size=16000, seed=3)
+        sampler = ds.sampler(max_tokens=64000, seed=3)
+        loader = make_dataloader(ds, sampler, num_workers=workers)
+        crops[workers] = []
+        for epoch in range(3):
+            sampler.set_epoch(epoch)  # the training loop also calls ds.set_epoch; a worker's copy never sees it
+            crops[workers] += [b.waveforms.clone() for b in loader]
+    assert len(crops[0]) == 3 and all(torch.equal(a, b) for a, b in zip(crops[0], crops[1]))
+    first = [c[0] for c in crops[1]]  # the same utterance in each epoch
+    assert not torch.equal(first[0], first[1]) and not torch.equal(first[1], first[2])
