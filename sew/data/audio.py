@@ -65,11 +65,16 @@ def load_audio(source: str | Path | bytes, target_rate: int = SAMPLE_RATE, name:
         handle = str(source)
         if Path(source).stat().st_size == 0:
             raise AudioError(label, rejects.EMPTY, "0 bytes")
-        _check_wav_size(source, label)
     try:
+        if not isinstance(handle, io.BytesIO):
+            _check_wav_size(source, label)
+            with open(handle, "rb"):  # the operating system's reason (permission, I/O), not libsndfile's
+                pass
         with sf.SoundFile(handle) as f:
             rate, channels, declared = f.samplerate, f.channels, f.frames
             data = f.read(dtype="float32", always_2d=True)  # [T, C]
+    except OSError as err:
+        raise AudioError(label, rejects.UNREADABLE, err.strerror or str(err)) from None
     except (sf.LibsndfileError, RuntimeError, EOFError) as err:
         reason = rejects.TRUNCATED if "lost sync" in str(err) or "truncat" in str(err) else rejects.UNREADABLE
         raise AudioError(label, reason, str(err).replace(f"'{handle}'", "file").strip()) from None
@@ -123,8 +128,13 @@ def header_num_samples(source: str | Path | bytes, target_rate: int = SAMPLE_RAT
     if not embedded and not Path(source).is_file():
         raise FileNotFoundError(f"{label}: audio file not found")
     try:
+        if not embedded:
+            with open(source, "rb"):  # the operating system's reason (permission, I/O), not libsndfile's
+                pass
         with sf.SoundFile(io.BytesIO(bytes(source)) if embedded else str(source)) as f:
             frames, rate = f.frames, f.samplerate
+    except OSError as err:
+        raise AudioError(label, rejects.UNREADABLE, err.strerror or str(err)) from None
     except (sf.LibsndfileError, RuntimeError) as err:
         raise AudioError(label, rejects.UNREADABLE, str(err)) from None
     return resampled_length(frames, rate, target_rate)

@@ -9,6 +9,7 @@ audio is not decoded here) and reports structural problems to a ``RejectLog``.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -27,6 +28,29 @@ METADATA_FILES = ("metadata.csv", "metadata.jsonl")
 LABEL_COLUMN = "label"  # the class label column of audiofolders and datasets; ``SPLIT.label`` in manifests
 
 
+# -- text files -----------------------------------------------------------------------------------
+def read_text(path: Path) -> str:
+    """A corpus text file as UTF-8. Bytes that are not UTF-8 are kept as surrogates, so that ``bad_line``
+    rejects the lines that hold them, with their numbers, instead of the whole file failing to decode.
+    A file that cannot be read is an error naming it."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as err:
+        raise ValueError(f"{path}: cannot be read ({err.strerror or err}); check its permissions and the disk") from err
+    return data.decode("utf-8", errors="surrogateescape")
+
+
+def bad_line(path: Path, lineno: int, line: str, log: RejectLog) -> bool:
+    """Whether ``line`` holds bytes that are not UTF-8 (rejected with file, line and the first byte)."""
+    at = next((i for i, ch in enumerate(line) if "\udc80" <= ch <= "\udcff"), None)
+    if at is None:
+        return False
+    log.reject(path, rejects.UNDECODABLE_TEXT, lineno, f"byte 0x{ord(line[at]) - 0xDC00:02X} at column {at + 1}")
+    return True
+
+
 # -- LibriSpeech: SPLIT/speaker/chapter/{speaker}-{chapter}-{n}.flac + {speaker}-{chapter}.trans.txt --
 def librispeech_splits(root: Path) -> dict[str, Path]:
     """Split name -> directory: ``root`` itself (named after it) or each subdirectory holding speakers."""
@@ -42,8 +66,8 @@ def read_librispeech(split_dir: Path, log: RejectLog) -> list[Utterance]:
     utts = []
     for trans in sorted(Path(split_dir).glob("*/*/*.trans.txt")):
         listed = set()
-        for lineno, row in enumerate(trans.read_text(encoding="utf-8").splitlines(), start=1):
-            if not row.strip():
+        for lineno, row in enumerate(read_text(trans).splitlines(), start=1):
+            if not row.strip() or bad_line(trans, lineno, row, log):
                 continue
             uid, _, text = row.strip().partition(" ")
             listed.add(uid)
@@ -105,7 +129,7 @@ def read_audiofolder(metadata: Path, log: RejectLog) -> list[Utterance]:
 
 def _csv_rows(path: Path, log: RejectLog):
     """(line number, dict) per CSV row; rows with the wrong number of fields are rejected."""
-    with open(path, encoding="utf-8", newline="") as f:
+    with io.StringIO(read_text(path), newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if not header or "file_name" not in header:
@@ -124,14 +148,16 @@ def _csv_rows(path: Path, log: RejectLog):
             if len(fields) != len(header):
                 log.reject(path, rejects.MALFORMED_LINE, lineno, f"{len(fields)} fields, header has {len(header)}")
                 continue
+            if bad_line(path, lineno, ",".join(fields), log):
+                continue
             yield lineno, dict(zip(header, fields))
 
 
 def _jsonl_rows(path: Path, log: RejectLog):
     """(line number, dict) per JSON line; lines that are not JSON objects are rejected."""
-    with open(path, encoding="utf-8") as f:
+    with io.StringIO(read_text(path)) as f:
         for lineno, row in enumerate(f, start=1):
-            if not row.strip():
+            if not row.strip() or bad_line(path, lineno, row, log):
                 continue
             try:
                 obj = json.loads(row)
@@ -214,18 +240,21 @@ def read_fairseq(tsv: str | Path, rejects_log: RejectLog | None = None) -> list[
     """
     log = rejects_log if rejects_log is not None else RejectLog()
     tsv = Path(tsv)
-    lines = tsv.read_text(encoding="utf-8").splitlines()
+    lines = read_text(tsv).splitlines()
     if not lines:
         raise ValueError(f"{tsv}: empty manifest; the first line must be the root directory")
     root = Path(lines[0].strip())
     if not root.is_absolute():
         root = (tsv.parent / root).resolve()
-    transcripts = _parallel_transcripts(tsv, len(lines) - 1)
-    labels = _parallel_lines(tsv.with_suffix(".label"), tsv, len(lines) - 1)
+    transcripts = _parallel_transcripts(tsv, len(lines) - 1, log)
+    labels = _parallel_lines(tsv.with_suffix(".label"), tsv, len(lines) - 1, log)
     utts = []
     for lineno, row in enumerate(lines[1:], start=2):
-        if not row.strip():
+        if not row.strip() or bad_line(tsv, lineno, row, log):
             continue
+        if (transcripts is not None and transcripts[lineno - 2] is None) or (labels is not None
+                                                                             and labels[lineno - 2] is None):
+            continue  # its transcript or label line is not UTF-8: rejected there
         fields = row.split("\t")
         if len(fields) != 2 or not fields[1].strip().isdigit() or int(fields[1]) <= 0:
             log.reject(tsv, rejects.MALFORMED_LINE, lineno, f"expected 'path<TAB>num_samples', got {row[:80]!r}")
@@ -237,20 +266,21 @@ def read_fairseq(tsv: str | Path, rejects_log: RejectLog | None = None) -> list[
     return utts
 
 
-def _parallel_transcripts(tsv: Path, count: int) -> list[str] | None:
+def _parallel_transcripts(tsv: Path, count: int, log: RejectLog) -> list[str | None] | None:
     """Lines of ``x.wrd`` (or ``x.ltr`` turned into words) next to ``x.tsv``, one per entry."""
     for suffix, convert in ((".wrd", str.strip), (".ltr", from_letters)):
-        lines = _parallel_lines(tsv.with_suffix(suffix), tsv, count)
+        lines = _parallel_lines(tsv.with_suffix(suffix), tsv, count, log)
         if lines is not None:
-            return [convert(line) for line in lines]
+            return [None if line is None else convert(line) for line in lines]
     return None
 
 
-def _parallel_lines(path: Path, tsv: Path, count: int) -> list[str] | None:
-    """The lines of ``path`` (None when it does not exist); an error unless there is one per manifest entry."""
+def _parallel_lines(path: Path, tsv: Path, count: int, log: RejectLog) -> list[str | None] | None:
+    """The lines of ``path`` (None when it does not exist; a line that is not UTF-8 is None, and rejected); an
+    error unless there is one per manifest entry."""
     if not path.is_file():
         return None
-    lines = path.read_text(encoding="utf-8").split("\n")
+    lines = read_text(path).split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     if len(lines) != count:
@@ -258,7 +288,7 @@ def _parallel_lines(path: Path, tsv: Path, count: int) -> list[str] | None:
             f"{path}: {len(lines)} lines but {tsv} lists {count} entries; "
             "parallel files need one line per manifest entry"
         )
-    return lines
+    return [None if bad_line(path, number, line, log) else line for number, line in enumerate(lines, start=1)]
 
 
 def _utterance_id(rel_path: str) -> str:

@@ -30,9 +30,10 @@ NO_LABEL = "missing or empty label"
 UNKNOWN_LABEL = "unknown label"
 OUT_OF_VOCABULARY = "characters outside the vocabulary"
 MALFORMED_LINE = "malformed manifest line"
+UNDECODABLE_TEXT = "text that is not UTF-8"
 
 REASONS = (UNREADABLE, TRUNCATED, EMPTY, NON_FINITE, MISSING_FILE, TOO_SHORT, TOO_LONG,
-           NO_TRANSCRIPT, NO_LABEL, UNKNOWN_LABEL, OUT_OF_VOCABULARY, MALFORMED_LINE)
+           NO_TRANSCRIPT, NO_LABEL, UNKNOWN_LABEL, OUT_OF_VOCABULARY, MALFORMED_LINE, UNDECODABLE_TEXT)
 
 # What to do about each reason, appended to the strict-mode error.
 _FIXES = {
@@ -48,6 +49,7 @@ _FIXES = {
     UNKNOWN_LABEL: "train a model over this label too, or remove the utterance",
     OUT_OF_VOCABULARY: "rebuild the vocabulary from transcripts that contain these characters",
     MALFORMED_LINE: "fix the line (fairseq manifests hold 'relative/path<TAB>num_samples')",
+    UNDECODABLE_TEXT: "re-save the file as UTF-8 (e.g. iconv -f LATIN1 -t UTF-8 FILE)",
 }
 
 REJECTED_FILE = "rejected.tsv"

@@ -73,7 +73,8 @@ def test_default_skips_each_bad_item_once_with_its_reason(tmp_path, bad_corpus, 
     # Every bad item reported once, with the right reason, file and line.
     got = {item.line: (item.path, item.reason) for item in read_rejected(out)}
     assert got == expected and len(log) == len(expected) == 9
-    assert set(log.count_by_reason()) == set(rejects.REASONS) - {rejects.TOO_LONG, rejects.NO_LABEL, rejects.UNKNOWN_LABEL}
+    assert set(log.count_by_reason()) == set(rejects.REASONS) - {rejects.TOO_LONG, rejects.NO_LABEL, rejects.UNKNOWN_LABEL,
+                                                                 rejects.UNDECODABLE_TEXT}  # tests/data/test_unreadable.py
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: skipped")]
     assert len(warnings) == len(expected)
     # Every good item comes through, with its 16 kHz length and normalised transcript.
