@@ -148,36 +148,48 @@ class DirectoryInUseError(RuntimeError):
 
 
 class DirectoryLock:
-    """An exclusive ``flock`` on ``DIR/.lock`` while one process writes ``DIR`` (a run directory).
+    """An exclusive lock on ``DIR/.lock`` while one process writes ``DIR`` (a run directory).
 
     A second training process started on the same run directory would interleave its log with the
-    first one's and overwrite its checkpoints; it is refused instead, with the holder's pid. The
-    kernel releases the lock when its process ends, even by a crash, so a stale lock cannot block a
-    resume. Platforms without ``fcntl`` (Windows) go unlocked."""
+    first one's and overwrite its checkpoints; it is refused instead, with the holder's pid. It is a
+    POSIX record lock (``lockf``): the kernel releases it when its process ends, even by a crash, and
+    forked children (data-loader workers) do not inherit it, so a rerun right after a kill starts even
+    while the dead run's workers linger. Such locks do not conflict within one process, so this
+    process's own locks are also kept in a set. Platforms without ``fcntl`` (Windows) go unlocked."""
+
+    _held: set[Path] = set()  # directories this process has locked
 
     def __init__(self, directory: str | Path, what: str = "run directory") -> None:
         self.path = Path(directory) / LOCK_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.key = self.path.resolve()
+        def in_use(pid) -> DirectoryInUseError:
+            return DirectoryInUseError(f"{self.path.parent}: this {what} is in use by another process (pid {pid}; "
+                                       f"lock {self.path}); wait for it to end, or give another directory")
+
+        if self.key in DirectoryLock._held:  # checked before opening: closing any descriptor drops the lock
+            raise in_use(os.getpid())
         self.file = open(self.path, "a+", encoding="utf-8")
         try:
             import fcntl
         except ImportError:
             return
         try:
-            fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             self.file.seek(0)
             holder = self.file.read().strip() or "unknown"
             self.file.close()
-            raise DirectoryInUseError(f"{self.path.parent}: this {what} is in use by another process (pid {holder}; lock "
-                               f"{self.path}); wait for it to end, or give another directory") from None
+            raise in_use(holder) from None
+        DirectoryLock._held.add(self.key)
         self.file.seek(0)
         self.file.truncate()
         self.file.write(str(os.getpid()))
         self.file.flush()
 
     def release(self) -> None:
-        """Unlock (closing the file releases the ``flock``)."""
+        """Unlock (closing the file releases the lock)."""
         if not self.file.closed:
             self.file.close()
+            DirectoryLock._held.discard(self.key)
 

@@ -41,3 +41,13 @@ def test_atomic_writes_keep_the_users_umask(tmp_path, umask, mode):
         os.umask(old)
     for name in ("a.json", "w.safetensors", "t.txt"):
         assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
+
+
+def test_a_forked_child_does_not_keep_the_lock_of_a_dead_parent(tmp_path):
+    # Data-loader workers are forked children: they outlive a killed run by seconds, and must not hold its lock.
+    code = ("import os, time; from sew.files import DirectoryLock; DirectoryLock(%r)\n"
+            "if os.fork() == 0:\n    os.close(1); os.close(2); time.sleep(20); os._exit(0)\n"
+            "print(os.getpid(), flush=True); os._exit(1)") % str(tmp_path)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
+    DirectoryLock(tmp_path).release()  # at once, with the child still asleep

@@ -11,7 +11,6 @@ already has one over the same vocabulary) and the vocabulary is saved with every
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from sew.hub import is_hub_id, resolve_model_dir
 from sew.train.config import TrainConfig
 from sew.train.loop import Trainer, TrainingState
 from sew.train.masking import MaskingConfig
+from sew.train.run import run_training
 from sew.train.setup import freeze
 
 
@@ -133,8 +133,9 @@ def training_splits(recipe: FinetuneRecipe, root: Path, log: RejectLog):
     validation.update(split=valid.split, utterances=len(valid))
     return train, valid, validation
 def finetune(recipe: FinetuneRecipe, data: str | Path | None, run_dir: str | Path, *, resume=None,
-             strict: bool = False, progress: bool = True, accelerator=None) -> TrainingState:
-    """Fine-tune per ``recipe`` on ``data`` (None: the built-in corpus) into ``run_dir``; returns the final state."""
+             strict: bool = False, progress: bool = True, accelerator=None, change_recipe: bool = False) -> TrainingState:
+    """Fine-tune per ``recipe`` on ``data`` (None: the built-in corpus) into ``run_dir``; returns the final state.
+    Resuming under another recipe is refused unless ``change_recipe`` (``sew.train.run``)."""
     from sew.data.synth import default_corpus
 
     if not recipe.model:
@@ -165,12 +166,10 @@ def finetune(recipe: FinetuneRecipe, data: str | Path | None, run_dir: str | Pat
                    valid_max_tokens=recipe.data.valid_max_tokens, config=config)
     trainer = Trainer(recipe.train, model, task, run, accelerator=accelerator, progress=progress,
                       find_unused_parameters=recipe.freeze_finetune_updates > 0 or model.config.layerdrop > 0)
-    if trainer.is_main:
-        run.mkdir(parents=True, exist_ok=True)
-        (run / "recipe.json").write_text(json.dumps({**config, "data_path": str(root)}, indent=2) + "\n")
-        vocab.save(run)
-        if valid_corpus is not None and validation["held_out_from"]:
-            (run / HOLDOUT_FILE).write_text("".join(f"{u.id}\n" for u in valid_corpus))
+    held = valid_corpus is not None and validation["held_out_from"]
+
+    def announce() -> None:
+        if held:
             print(f"{root} has no dev split: validating on {validation['utterances']} utterances held out of "
                   f"{validation['held_out_from']} ({recipe.data.holdout_fraction:.0%}, seed {recipe.train.seed}; "
                   f"listed in {run / HOLDOUT_FILE}, never trained on); --valid-split NAME or none to change",
@@ -180,10 +179,7 @@ def finetune(recipe: FinetuneRecipe, data: str | Path | None, run_dir: str | Pat
               f"{trainable / 1e6:.2f}M trainable) on {len(train_set)} utterances "
               f"({sum(train_set.lengths) / 16000 / 60:.1f} min) from {root}; vocabulary of {len(vocab)}; "
               f"{torch.get_num_threads()} threads on {trainer.acc.device}", flush=True)
-    try:
-        return trainer.fit(train_set, resume=resume)
-    finally:
-        if trainer.is_main:
-            log.write(run)
-            if len(log):
-                print(f"skipped {len(log)} bad item(s); see {run / 'rejected.tsv'}")
+
+    files = {VOCAB_FILE: vocab.index, **({HOLDOUT_FILE: "".join(f"{u.id}\n" for u in valid_corpus)} if held else {})}
+    return run_training(trainer, train_set, config, root, log, files=files, resume=resume,
+                        change_recipe=change_recipe, announce=announce)

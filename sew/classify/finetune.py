@@ -10,7 +10,6 @@ directory (trained on, when its labels are the corpus's), or ``logmel`` (the fil
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from sew.data.rejects import RejectLog
 from sew.train.config import TrainConfig
 from sew.train.loop import Trainer, TrainingState
 from sew.train.masking import MaskingConfig
+from sew.train.run import run_training
 from sew.train.setup import freeze
 
 BUILTIN_TASKS = ("kws", "speaker-id")
@@ -108,7 +108,7 @@ def build_classifier_model(recipe: ClassifyRecipe, labels: list[str]):
 
 
 def finetune_classifier(recipe: ClassifyRecipe, data, run_dir, *, resume=None, strict: bool = False,
-                        progress: bool = True, accelerator=None) -> TrainingState:
+                        progress: bool = True, accelerator=None, change_recipe: bool = False) -> TrainingState:
     """Train per ``recipe`` on ``data`` (None: the recipe's built-in task) into ``run_dir``; returns the final state."""
     from sew.asr.finetune import HOLDOUT_FILE, training_splits
 
@@ -134,21 +134,16 @@ def finetune_classifier(recipe: ClassifyRecipe, data, run_dir, *, resume=None, s
                               valid_max_tokens=recipe.data.valid_max_tokens, config=config)
     trainer = Trainer(recipe.train, model, task, run, accelerator=accelerator, progress=progress,
                       find_unused_parameters=encoder is not None and encoder.config.layerdrop > 0)
-    if trainer.is_main:
-        run.mkdir(parents=True, exist_ok=True)
-        (run / "recipe.json").write_text(json.dumps({**config, "data_path": str(root)}, indent=2) + "\n")
-        if valid_corpus is not None and validation["held_out_from"]:
-            (run / HOLDOUT_FILE).write_text("".join(f"{u.id}\n" for u in valid_corpus))
+    held = valid_corpus is not None and validation["held_out_from"]
+
+    def announce() -> None:
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in model.parameters())
         kind = "frozen-encoder probe" if recipe.freeze_encoder else "classifier"
         print(f"training a {kind} ({total / 1e6:.2f}M parameters, {trainable / 1e6:.3f}M trainable) on "
               f"{len(train_set)} utterances ({sum(train_set.lengths) / 16000 / 60:.1f} min) from {root}; "
               f"{len(labels)} labels; {torch.get_num_threads()} threads on {trainer.acc.device}", flush=True)
-    try:
-        return trainer.fit(train_set, resume=resume)
-    finally:
-        if trainer.is_main:
-            log.write(run)
-            if len(log):
-                print(f"skipped {len(log)} bad item(s); see {run / 'rejected.tsv'}")
+
+    files = {HOLDOUT_FILE: "".join(f"{u.id}\n" for u in valid_corpus)} if held else {}
+    return run_training(trainer, train_set, config, root, log, files=files, resume=resume,
+                        change_recipe=change_recipe, announce=announce)

@@ -12,6 +12,7 @@ from sew.cli.options import (TRAINING_SHORTCUTS, add_training, check_run, pick_d
 
 def run(args) -> int:
     from sew.train.health_report import final_line, read_summary
+    from sew.train.interrupts import PREEMPTED_EXIT, Preempted
     from sew.train.loop import TrainingDiverged
     from sew.train.setup import configure_threads
 
@@ -40,7 +41,11 @@ def run(args) -> int:
     accelerator = training_accelerator(device, recipe.train.mixed_precision)
     try:
         state = finetune(recipe, args.data, out, resume=resume_arg(args.resume), strict=args.strict,
+                         change_recipe=args.change_recipe,
                          progress=not args.no_progress, accelerator=accelerator)
+    except Preempted as err:
+        print(f"sew finetune: {err}", file=sys.stderr)
+        return PREEMPTED_EXIT
     except TrainingDiverged as err:
         print(f"sew finetune: error: {err}", file=sys.stderr)
         print(final_line(out))

@@ -52,6 +52,9 @@ def add_training(p: argparse.ArgumentParser, run_dir_default: str, set_example: 
     p.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
                    help="continue from a checkpoint directory, or the latest one in the run directory when given "
                         "without a value (default: continue automatically when the run directory has a checkpoint)")
+    p.add_argument("--change-recipe", action="store_true",
+                   help="continue a run under a recipe that differs from the one its checkpoints were made with "
+                        "(default: refuse, naming the differing fields)")
     add_set(p, set_example)
     p.add_argument("--max-update", type=int, default=None, help="stop after this many updates (default: the preset's)")
     p.add_argument("--max-minutes", type=float, default=None,

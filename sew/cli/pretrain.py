@@ -19,6 +19,7 @@ def run(args) -> int:
     from sew.pretrain.recipe import load_recipe, recipe_names
     from sew.pretrain.run import pretrain
     from sew.train.health_report import final_line, read_summary
+    from sew.train.interrupts import PREEMPTED_EXIT, Preempted
     from sew.train.loop import TrainingDiverged
     from sew.train.setup import configure_threads
 
@@ -38,7 +39,11 @@ def run(args) -> int:
     accelerator = training_accelerator(device, recipe.train.mixed_precision)
     try:
         pretrain(recipe, args.data, run_dir, resume=resume_arg(args.resume), strict=args.strict,
+                 change_recipe=args.change_recipe,
                  progress=not args.no_progress, accelerator=accelerator)
+    except Preempted as err:
+        print(f"sew pretrain: {err}", file=sys.stderr)
+        return PREEMPTED_EXIT
     except TrainingDiverged as err:
         print(f"sew pretrain: error: {err}", file=sys.stderr)
         print(final_line(run_dir))

@@ -154,4 +154,16 @@ def make_dataloader(dataset: SpeechDataset, sampler: LengthBucketSampler, num_wo
                     pin_memory: bool = False) -> torch.utils.data.DataLoader:
     """A ``DataLoader`` drawing batches from ``sampler`` and padding them with ``collate``."""
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
-                                       pin_memory=pin_memory, persistent_workers=num_workers > 0)
+                                       pin_memory=pin_memory, persistent_workers=num_workers > 0,
+                                       worker_init_fn=ignore_preemption if num_workers else None)
+
+
+def ignore_preemption(worker_id: int) -> None:
+    """In a data worker: ignore the preemption signals a cluster sends to the whole process group. The
+    training process handles them (a checkpoint, then it ends its workers); a worker killed first would
+    end the run with a data-loader error instead (``sew.train.interrupts``)."""
+    import signal
+
+    for name in ("SIGTERM", "SIGUSR1"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)

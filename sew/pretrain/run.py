@@ -10,7 +10,6 @@ heads, ready for ``sew finetune``; ``RUN/checkpoints/`` the full training state.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from sew.pretrain.build import make_pretraining_model
 from sew.pretrain.recipe import PretrainRecipe
 from sew.pretrain.task import PretrainTask
 from sew.train.loop import Trainer, TrainingState
+from sew.train.run import run_training
 from sew.train.setup import make_accelerator
 
 
@@ -72,8 +72,9 @@ def build_datasets(recipe: PretrainRecipe, root, log: RejectLog) -> tuple[Speech
 
 
 def pretrain(recipe: PretrainRecipe, data=None, run_dir: str | Path = "runs/pretrain", *, resume=None,
-             strict: bool = False, progress: bool = True, accelerator=None) -> TrainingState:
-    """Run (or continue, see ``Trainer.fit``'s ``resume``) a pretraining run; returns the final state."""
+             strict: bool = False, progress: bool = True, accelerator=None, change_recipe: bool = False) -> TrainingState:
+    """Run (or continue, see ``Trainer.fit``'s ``resume``) a pretraining run; returns the final state.
+    Resuming under another recipe is refused unless ``change_recipe`` (``sew.train.run``)."""
     from sew.data.synth import default_corpus
 
     run_dir = Path(run_dir)
@@ -92,22 +93,16 @@ def pretrain(recipe: PretrainRecipe, data=None, run_dir: str | Path = "runs/pret
     task = PretrainTask(recipe.objective, seed=recipe.train.seed, crop=recipe.data.crop_to_shortest,
                         valid_dataset=valid, valid_max_tokens=recipe.data.valid_max_tokens)
     trainer = Trainer(recipe.train, model, task, run_dir, accelerator=accelerator, progress=progress)
-    if trainer.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "recipe.json").write_text(json.dumps({**recipe.to_dict(), "data_path": str(root)}, indent=2) + "\n")
+
+    def announce() -> None:
         enc = model.encoder.num_parameters()
         print(f"pretraining {recipe.model} ({enc / 1e6:.2f}M encoder + {(model_size(model) - enc) / 1e6:.2f}M heads) "
               f"on {len(train)} utterances ({sum(train.lengths) / 16000 / 3600:.2f} h after crops) from {root}; "
               f"{world} process(es) x update_freq {recipe.train.update_freq} x {recipe.train.max_tokens} samples",
               flush=True)
-    try:
-        state = trainer.fit(train, resume=resume)
-    finally:
-        if trainer.is_main:
-            log.write(run_dir)
-            if len(log):
-                print(f"{log.summary()}; listed in {run_dir / rejects.REJECTED_FILE}", flush=True)
-    return state
+
+    return run_training(trainer, train, recipe.to_dict(), root, log, resume=resume, change_recipe=change_recipe,
+                        announce=announce)
 
 
 def model_size(model) -> int:

@@ -40,6 +40,8 @@ class TrainConfig:
     best_metric: str = "wer"  # validation entry to minimise for RUN/best
     patience: int = 0  # stop after this many validations without improvement (0: never)
     max_nonfinite: int = 3  # consecutive non-finite updates that stop the run
+    max_overflows: int = 50  # consecutive fp16 overflow-skipped steps that stop the run
+    min_loss_scale: float = 1e-4  # fp16 loss-scale floor: a scaler pushed under it stops the run
     stop_on_health: bool = False  # end the run at the health monitor's first finding (sew.train.health)
     # Also write the model as RUN/snapshot-F/ when the run passes these shares of its budget (0 < F < 1):
     # one run gives the models of shorter budgets trained on the whole budget's schedule.

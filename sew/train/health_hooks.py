@@ -62,12 +62,12 @@ class HealthHooks:
             "stopped_by_health": self.stopped_by_health, "health": [f.to_dict() for f in findings],
             "last_train": last["train"], "last_valid": last["valid"]})
 
-    def _health_stopped_run(self, what: str) -> None:
+    def _health_stopped_run(self, what: str, streak: int) -> None:
         """The run stops on non-finite updates: say it as a divergence finding (once) and write the summary."""
         state = self.state
         if self.monitor is not None and self.is_main and not self.monitor.said("divergence"):
             finding = Finding("divergence", state.update,
-                              f"divergence: {state.nonfinite_streak} consecutive updates had a non-finite {what} "
+                              f"divergence: {streak} consecutive updates had a non-finite {what} "
                               f"at update {state.update}; the run stopped", {"skipped": state.skipped_updates})
             self.monitor.findings.append(finding)
             self.logger.log("health", state.update, {"symptom": finding.symptom, "message": finding.message,

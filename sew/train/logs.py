@@ -100,13 +100,15 @@ class RunLogger:
     budget, or updates) and the time left at the rate so far."""
 
     def __init__(self, run_dir: str | Path, *, enabled: bool = True, tensorboard: bool = True, progress: bool = True,
-                 max_update: int = 0, max_minutes: float | None = None, update: int = 0, minutes: float = 0.0) -> None:
+                 max_update: int = 0, max_minutes: float | None = None, update: int = 0, minutes: float = 0.0,
+                 lock: DirectoryLock | None = None) -> None:
         self.run_dir, self.enabled = Path(run_dir), enabled
         self.max_update, self.max_minutes = max_update, max_minutes
         self.bar = self.writer = None
         if not enabled:
             return
-        self.lock = DirectoryLock(self.run_dir)  # one writer per run directory
+        self.own_lock = lock is None  # one writer per run directory: the run's lock, or one of its own
+        self.lock = DirectoryLock(self.run_dir) if lock is None else lock
         removed = rewind_log(self.run_dir, update)
         if removed:
             print(f"{self.run_dir / LOG_FILE}: removed {removed} record(s) past update {update}, the work since the "
@@ -176,7 +178,8 @@ class RunLogger:
         if self.writer is not None:
             self.writer.close()
         self.file.close()
-        self.lock.release()
+        if self.own_lock:
+            self.lock.release()
 
 
 def _fmt(value: Any) -> str:

@@ -34,28 +34,29 @@ from pathlib import Path
 
 import torch
 
-from sew.files import replace_directory
+from sew.files import DirectoryLock, replace_directory
 from sew.train.config import TrainConfig
 from sew.train.health_hooks import HealthHooks
+from sew.train.interrupts import InterruptHooks, Preempted, preemption_signals
 from sew.train.snapshots import SnapshotHooks, check_snapshot_fractions, snapshot_name
 from sew.train.logs import RunLogger, budget_fraction
 from sew.train.masking import update_generator
 from sew.train.schedule import build_schedule, set_lr
 from sew.train.setup import build_optimizer, make_accelerator, run_facts
-from sew.train.state import (TrainingState, checkpoint_to_resume, load_checkpoint, rng_state, save_checkpoint,
-                             set_rng_state)
+from sew.train.state import TrainingState, checkpoint_to_resume, load_checkpoint, rng_state, save_checkpoint
 from sew.train.task import TrainingTask
+from sew.train.validation import ValidationHooks
 
 
 class TrainingDiverged(RuntimeError):
     """Raised after ``max_nonfinite`` consecutive non-finite updates (a checkpoint is written first)."""
 
 
-class Trainer(HealthHooks, SnapshotHooks):
+class Trainer(HealthHooks, SnapshotHooks, InterruptHooks, ValidationHooks):
     """Runs ``task`` on ``model`` under ``cfg``, writing everything into ``run_dir`` (see the module docstring)."""
 
     def __init__(self, cfg: TrainConfig, model: torch.nn.Module, task: TrainingTask, run_dir: str | Path, *,
-                 accelerator=None, find_unused_parameters: bool = False, progress: bool = True) -> None:
+                 accelerator=None, find_unused_parameters: bool = False, progress: bool = True, lock=None) -> None:
         check_snapshot_fractions(cfg.snapshot_fractions)
         self.cfg, self.task, self.run_dir = cfg, task, Path(run_dir)
         self.acc = accelerator or make_accelerator(cfg.mixed_precision, find_unused_parameters=find_unused_parameters)
@@ -69,7 +70,7 @@ class Trainer(HealthHooks, SnapshotHooks):
                          end_lr=cfg.end_lr, power=cfg.power)
         self.schedule = build_schedule(cfg.schedule, cfg.lr, cfg.max_update, **extra)
         self.state = TrainingState()
-        self.show_progress = progress
+        self.show_progress, self.lock = progress, lock  # lock: the run directory's, when the caller holds it
         self.is_main = self.acc.is_main_process
         self.monitor = task.health_monitor(cfg)
         self.stopped_by_health = False
@@ -91,13 +92,26 @@ class Trainer(HealthHooks, SnapshotHooks):
         sampler = dataset.sampler(max_tokens=cfg.max_tokens, seed=cfg.seed, num_shards=acc.num_processes,
                                   shard_index=acc.process_index)
         loader = make_dataloader(dataset, sampler, num_workers=cfg.num_workers, pin_memory=acc.device.type == "cuda")
-        self._resume(resume, sampler)                                            # load
-        self.logger = RunLogger(self.run_dir, enabled=self.is_main, progress=self.show_progress,
-                                max_update=cfg.max_update, max_minutes=cfg.max_minutes, update=self.state.update,
-                                minutes=self.state.elapsed_seconds / 60)
-        self.logger.log("run", self.state.update, run_facts(acc))
+        own_lock = self.lock is None and self.is_main  # taken before anything in the directory changes
+        self.lock = DirectoryLock(self.run_dir) if own_lock else self.lock
+        try:
+            self._resume(resume, sampler)                                        # load
+            self.logger = RunLogger(self.run_dir, enabled=self.is_main, progress=self.show_progress,
+                                    max_update=cfg.max_update, max_minutes=cfg.max_minutes, update=self.state.update,
+                                    minutes=self.state.elapsed_seconds / 60, lock=self.lock)
+            with preemption_signals() as signals:
+                self._train(dataset, sampler, loader, signals)
+        finally:
+            if own_lock:
+                self.lock.release()
+                self.lock = None
+        return self.state
+
+    def _train(self, dataset, sampler, loader, signals: list[int]) -> None:
+        self.logger.log("run", self.state.update, run_facts(self.acc))
         self._replay_health()
         self._start_clock()
+        self._stepping = False
         try:
             for micro in self._updates(dataset, sampler, loader):
                 if not self._step(micro):                                         # step (False: skipped)
@@ -108,18 +122,17 @@ class Trainer(HealthHooks, SnapshotHooks):
                     self._stop = self._validate_when_due() or self._stop          # validate (True: early stop)
                     self._checkpoint_when_due(sampler)                            # checkpoint
                 self._boundary = (self.state.batches_done, self.state.epoch, rng_state())
+                if self._signalled(signals):                                      # preempted: save, stop
+                    path = self._save(sampler)
+                    self.logger.log("event", self.state.update, {"preempted": signals[0], "checkpoint": str(path)})
+                    raise Preempted(signals[0], self.state.update, path)
             self._finish(sampler)
-        except KeyboardInterrupt:
-            # Back to the end of the last complete update (data position and RNG), then save.
-            self.logger.message(f"interrupted: writing a checkpoint of update {self.state.update} to resume from")
-            self.state.batches_done, self.state.epoch, rng = self._boundary
-            set_rng_state(rng)
-            self.optimizer.zero_grad(set_to_none=True)
-            self._save(sampler)
+        except (KeyboardInterrupt, Exception) as err:
+            if not isinstance(err, (Preempted, TrainingDiverged)):
+                self._save_at_boundary(sampler, err)
             raise
         finally:
             self.logger.close()
-        return self.state
 
     def _updates(self, dataset, sampler, loader):
         """The micro-batches of each update, epoch after epoch, until the budget ends or early stopping."""
@@ -193,13 +206,15 @@ class Trainer(HealthHooks, SnapshotHooks):
             self._nonfinite(finite, gnorm, micro)
             return False
         set_lr(self.optimizer, self.schedule(state.update, self.progress()))
+        self._stepping = True
         self.optimizer.step()  # with fp16, the scaler skips overflow steps and lowers the scale
+        self._stepping = False
         self.optimizer.zero_grad(set_to_none=True)
         if acc.optimizer_step_was_skipped:
-            self._window["overflows"] += 1
+            self._overflowed()
             return False
         state.update += 1
-        state.nonfinite_streak = 0
+        state.nonfinite_streak = state.overflow_streak = 0
         state.elapsed_seconds = self._elapsed()
         w = self._window
         w["n"] += 1
@@ -221,6 +236,28 @@ class Trainer(HealthHooks, SnapshotHooks):
         return self.state.update >= self.cfg.max_update or (
             bool(self.cfg.max_minutes) and self.state.elapsed_seconds >= 60.0 * self.cfg.max_minutes)
 
+    def _overflowed(self) -> None:
+        """An fp16 step the loss scaler skipped: it spends the budget and is counted and logged; too many in a
+        row, or a scale under the floor, end the run with a checkpoint (it cannot learn in fp16)."""
+        state, cfg, scaler = self.state, self.cfg, self.acc.scaler
+        state.overflow_steps += 1
+        state.overflow_streak += 1
+        state.elapsed_seconds = self._elapsed()
+        self._window["overflows"] += 1
+        scale = scaler.get_scale() if scaler is not None else None
+        floored = scale is not None and scale < cfg.min_loss_scale
+        if floored:
+            scaler.update(cfg.min_loss_scale)
+        if state.overflow_streak < cfg.max_overflows and not floored:
+            return
+        self.logger.log("event", state.update, {"overflows": state.overflow_streak, "loss_scale": scale})
+        path = self._save(None)
+        self._health_stopped_run(f"gradient (fp16 overflow, loss scale {scale})", state.overflow_streak)
+        raise TrainingDiverged(f"{state.overflow_streak} fp16 step(s) in a row overflowed (loss scale {scale}, floor "
+                               f"{cfg.min_loss_scale}) at update {state.update}; stopped. The last good state is in "
+                               f"{path}. Use mixed_precision 'bf16' or 'no', lower the learning rate, or enable "
+                               "clip_norm")
+
     def _nonfinite(self, loss_finite: bool, gnorm: float, micro: list) -> None:
         state = self.state
         state.skipped_updates += 1
@@ -232,7 +269,7 @@ class Trainer(HealthHooks, SnapshotHooks):
         self.logger.log("event", state.update, {"nonfinite": what, "streak": state.nonfinite_streak})
         if state.nonfinite_streak >= self.cfg.max_nonfinite:
             path = self._save(None)
-            self._health_stopped_run(what)
+            self._health_stopped_run(what, state.nonfinite_streak)
             raise TrainingDiverged(
                 f"{state.nonfinite_streak} consecutive updates had a non-finite {what} (update {state.update}); "
                 f"stopped. The last good state is in {path}. Lower the learning rate, enable clip_norm, use "
@@ -279,55 +316,6 @@ class Trainer(HealthHooks, SnapshotHooks):
         self.logger.log("train", state.update, values)
         self._window = defaultdict(float, t0=state.elapsed_seconds)
         self._stop = self._health({"kind": "train", "update": state.update, **values}, broadcast=True) or self._stop
-
-    def _validate_when_due(self) -> bool:
-        cfg, state = self.cfg, self.state
-        due = bool(cfg.validate_every) and state.update % cfg.validate_every == 0
-        if cfg.validate_every_minutes:
-            due |= state.elapsed_seconds - self._last_valid_time >= 60.0 * cfg.validate_every_minutes
-        return self._validate() if due else False
-
-    def _validate(self) -> bool:
-        """Validate, keep ``RUN/best``; returns True when early stopping triggers."""
-        state = self.state
-        self._last_valid_time = state.elapsed_seconds
-        if self._validated_at == state.update:
-            return False
-        self._validated_at = state.update
-        stop = [False]
-        with self.paused_clock():
-            if self.is_main:
-                model = self.unwrapped
-                model.eval()
-                with torch.no_grad(), self.acc.autocast():
-                    metrics = self.task.validate(model)
-                model.train()
-                if metrics is not None:
-                    stop[0] = self._record_validation(metrics)
-            if self.acc.num_processes > 1:
-                from accelerate.utils import broadcast_object_list
-
-                broadcast_object_list(stop)
-        return stop[0]
-
-    def _record_validation(self, metrics: dict[str, float]) -> bool:
-        state, cfg = self.state, self.cfg
-        metrics = {**metrics, "minutes": state.elapsed_seconds / 60.0}
-        value = metrics.get(cfg.best_metric)
-        if value is not None and (state.best_metric is None or value < state.best_metric):
-            state.best_metric, state.best_update, state.evals_since_best = float(value), state.update, 0
-            self._write_model("best", metrics)
-        else:
-            state.evals_since_best += 1
-        metrics["best_" + cfg.best_metric] = state.best_metric
-        self.logger.log("valid", state.update, metrics)
-        if self._health({"kind": "valid", "update": state.update, **metrics}, broadcast=False):
-            return True  # _validate broadcasts the decision
-        stop = bool(cfg.patience) and state.evals_since_best >= cfg.patience
-        if stop:
-            self.logger.message(f"early stop: no better {cfg.best_metric} in {cfg.patience} validations "
-                                f"(best {state.best_metric:.4g} at update {state.best_update})")
-        return stop
 
     def _checkpoint_when_due(self, sampler) -> None:
         if self.cfg.save_every and self.state.update % self.cfg.save_every == 0:

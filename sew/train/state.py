@@ -51,6 +51,8 @@ class TrainingState:
     elapsed_seconds: float = 0.0  # training time, validation excluded
     skipped_updates: int = 0  # non-finite loss / gradient updates skipped so far
     nonfinite_streak: int = 0  # consecutive ones (three stop the run)
+    overflow_steps: int = 0  # fp16 steps the loss scaler skipped (overflowing gradients) so far
+    overflow_streak: int = 0  # consecutive ones
     best_metric: float | None = None
     best_update: int | None = None
     evals_since_best: int = 0

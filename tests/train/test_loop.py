@@ -181,3 +181,87 @@ def test_a_second_process_on_a_run_directory_is_refused(tmp_path, make_model, sh
     state = Trainer(config(max_update=2), make_model(), CTCTask(vocab, MASKS), tmp_path, progress=False).fit(short_data)
     assert state.update == 2 and read_log(tmp_path, "train")
     DirectoryLock(tmp_path).release()  # fit released the lock when it ended
+
+
+class FailOnce(CTCTask):
+    """At the first micro-batch after ``at`` updates: raise ``error`` or send this process ``signal``."""
+
+    def __init__(self, *args, at=4, error=None, signal=None, **kw):
+        super().__init__(*args, **kw)
+        self.at, self.error, self.signal, self.fired = at, error, signal, False
+
+    def loss(self, model, batch, update, micro, generator):
+        if update == self.at and not self.fired:
+            self.fired = True
+            if self.error is not None:
+                raise self.error
+            import os
+
+            os.kill(os.getpid(), self.signal)  # caught by the trainer: a flag, looked at after this update
+        return super().loss(model, batch, update, micro, generator)
+
+
+def test_an_error_inside_the_loop_saves_the_last_update_and_resume_is_exact(tmp_path, make_model, reference_run,
+                                                                            vocab):
+    _, full, data = reference_run
+    with pytest.raises(RuntimeError, match="out of memory"):
+        Trainer(config(save_every=0), dropout_model(make_model), FailOnce(vocab, MASKS, error=RuntimeError(
+            "out of memory")), tmp_path, progress=False).fit(data)
+    assert json.loads((tmp_path / "checkpoints/update_00000004/trainer_state.json").read_text())["update"] == 4
+    resumed = dropout_model(make_model)
+    Trainer(config(), resumed, CTCTask(vocab, MASKS), tmp_path, progress=False).fit(data, resume=True)
+    assert weights_equal(full, resumed)
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGUSR1"])
+def test_a_preemption_signal_saves_the_update_it_came_in_and_resume_is_exact(tmp_path, make_model, reference_run,
+                                                                           vocab, name):
+    import signal
+
+    from sew.train.interrupts import Preempted
+
+    _, full, data = reference_run
+    before = signal.getsignal(getattr(signal, name))
+    task = FailOnce(vocab, MASKS, at=3, signal=getattr(signal, name))
+    with pytest.raises(Preempted, match=rf"{name} received: stopped after update 4"):
+        Trainer(config(save_every=0), dropout_model(make_model), task, tmp_path, progress=False).fit(data)
+    assert signal.getsignal(getattr(signal, name)) == before  # the handler is only there while training
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["update_00000004"]
+    assert read_log(tmp_path, "event")[-1]["preempted"] == getattr(signal, name)
+    resumed = dropout_model(make_model)
+    Trainer(config(), resumed, CTCTask(vocab, MASKS), tmp_path, progress=False).fit(data)
+    assert weights_equal(full, resumed)
+
+
+def test_fp16_overflows_spend_the_budget_and_too_many_stop_the_run(tmp_path, make_model, short_data, vocab,
+                                                                  monkeypatch):
+    # No fp16 on a CPU: the scaler's verdict (every step skipped) and a scale pushed under the floor are played.
+    class Scaler:  # the part of torch's GradScaler the accelerator and the trainer use
+        def __init__(self, scale):
+            self.value, self.updates = scale, []
+
+        def scale(self, loss):
+            return loss
+
+        def get_scale(self):
+            return self.value
+
+        def update(self, new_scale=None):
+            self.updates.append(new_scale)
+
+        def state_dict(self):
+            return {"scale": self.value}
+
+    for scaler, streak in ((None, 3), (Scaler(1e-5), 1)):
+        run = tmp_path / f"run{streak}"
+        trainer = Trainer(config(max_update=10, save_every=0, max_overflows=3), make_model(), CTCTask(vocab), run,
+                          progress=False)
+        monkeypatch.setattr(type(trainer.acc), "optimizer_step_was_skipped", property(lambda self: True))
+        monkeypatch.setattr(trainer.acc, "scaler", scaler)
+        with pytest.raises(TrainingDiverged, match=rf"{streak} fp16 step\(s\) in a row overflowed"):
+            trainer.fit(short_data)
+        state = json.loads((run / "checkpoints/update_00000000/trainer_state.json").read_text())
+        assert state["overflow_steps"] == streak and state["elapsed_seconds"] > 0  # counted, and time spent
+        assert read_log(run, "event")[-1]["overflows"] == streak
+        if scaler is not None:
+            assert scaler.updates[-1] == 1e-4  # held at the floor
