@@ -116,11 +116,12 @@ def time_models(models: list[str], root: Path, labels: list[str], *, utterances:
 
 
 def run_downstream(profile: DownstreamProfile, out_root="results", *, seed: int = 0, device: str = "cpu",
-                   progress: bool = True) -> tuple[Path, dict]:
-    """Every run of ``profile``; writes results.json, results.md and accuracy.png; returns (directory, results)."""
+                   progress: bool = True, resume=None) -> tuple[Path, dict]:
+    """Every run of ``profile``; writes results.json, results.md and accuracy.png; returns (directory, results).
+    Each finished run is kept as it ends (``PhaseStore``); ``resume`` continues a results directory."""
     from sew.bench.pretrained import pretrained_encoder
     from sew.bench.profile import Progress
-    from sew.bench.report import markdown_table, results_dir, write_results
+    from sew.bench.report import PhaseStore, markdown_table, results_dir, write_results
     from sew.bench.timing import machine_info
     from sew.classify.data import corpus_labels
     from sew.data.corpus import read_corpus
@@ -129,7 +130,8 @@ def run_downstream(profile: DownstreamProfile, out_root="results", *, seed: int 
     if device != "cpu":
         print("sew bench: the downstream profile runs on the CPU (the micro models' budget is CPU minutes)",
               file=sys.stderr)
-    out = results_dir(out_root)
+    out = results_dir(out_root, resume)
+    store = PhaseStore(out, {"profile": vars(profile), "seed": seed})
     failures = FailureLog()
     pretrained = {}
     if "probe" in profile.modes:
@@ -148,8 +150,9 @@ def run_downstream(profile: DownstreamProfile, out_root="results", *, seed: int 
         steps.step(f"{task}: data and speed")
         roots[task] = root = default_task(task)
         labels = corpus_labels(read_corpus(root, split="train"))
-        timed = time_models(profile.models, root, labels, utterances=profile.speed_utterances,
-                            repeats=profile.speed_repeats, failures=failures, task=task)
+        timed = store.run(f"speed {task}", lambda: time_models(
+            profile.models, root, labels, utterances=profile.speed_utterances, repeats=profile.speed_repeats,
+            failures=failures, task=task))
         for r in timed:
             speed.append({"task": task, **r})
     add_speed_ratios(speed)
@@ -158,9 +161,9 @@ def run_downstream(profile: DownstreamProfile, out_root="results", *, seed: int 
         if mode == "probe" and model not in pretrained:
             failures.add(model, f"{task} probe", "no pretrained encoder (its pretraining failed)")
             continue
-        row = failures.attempt(model, f"{task} {mode}", lambda: train_run(
+        row = store.run(f"{task} {model} {mode}", lambda: failures.attempt(model, f"{task} {mode}", lambda: train_run(
             task, model, mode, out / "runs" / f"{task}-{model}-{mode}", budget=profile.budget_minutes, seed=seed,
-            root=roots[task], pretrained=pretrained.get(model), progress=progress))
+            root=roots[task], pretrained=pretrained.get(model), progress=progress)))
         if row is not None:
             rows.append(row)
     merged = merge(rows, speed)
@@ -286,3 +289,21 @@ def compare_downstream(current: dict, baseline: dict, tolerance_pct: float) -> l
             problems.append(f"{old['task']} {old['model']}: speed ratio vs wav2vec 2.0 fell from "
                             f"{old['speedup_vs_baseline']:.3f} to {new['speedup_vs_baseline']:.3f}")
     return problems
+
+
+def run_from_args(args, device: str) -> dict:
+    """``sew bench --profile downstream``: the profile with the command line's changes, run; its results."""
+    if args.data is not None:
+        raise ValueError("--profile downstream runs on its built-in tasks; drop --data (train on a corpus of your own "
+                         "with sew finetune --task classify --data CORPUS)")
+    profile = DownstreamProfile()
+    for option, name in (("models", "models"), ("max_minutes", "budget_minutes"),
+                         ("speed_utterances", "speed_utterances"), ("pretrain_minutes", "pretrain_minutes"),
+                         ("tasks", "tasks"), ("modes", "modes")):
+        if getattr(args, option, None) is not None:
+            setattr(profile, name, getattr(args, option))
+    print(f"sew bench: profile downstream ({profile.notes}); models {', '.join(profile.models)}; "
+          f"{profile.budget_minutes:g} min per run", flush=True)
+    _, results = run_downstream(profile, args.out, seed=args.seed, device=device, progress=not args.no_progress,
+                                resume=args.resume)
+    return results

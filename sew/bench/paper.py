@@ -109,11 +109,12 @@ def finetune_released(hub_id: str, data: Path, out: Path, minutes: float, seed: 
 
 
 def run_paper(run: PaperRun, data: str | Path | None, out_root: str | Path = "results", *, seed: int = 0,
-              device: str = "cpu", progress: bool = True) -> tuple[Path, dict]:
-    """Score and time every checkpoint of ``run``; write results.json, results.md and pareto.png."""
+              device: str = "cpu", progress: bool = True, resume=None) -> tuple[Path, dict]:
+    """Score and time every checkpoint of ``run``; write results.json, results.md and pareto.png. Each finished
+    phase is kept as it ends (``PhaseStore``); ``resume`` continues a results directory."""
     from sew.bench.plot import pareto_plot
     from sew.bench.profile import Progress
-    from sew.bench.report import markdown_table, results_dir, write_results
+    from sew.bench.report import PhaseStore, markdown_table, results_dir, write_results
     from sew.bench.speed import SpeedSetup, run_speed_suite
     from sew.data.corpus import list_splits
     from sew.hub import resolve_model_dir
@@ -127,7 +128,8 @@ def run_paper(run: PaperRun, data: str | Path | None, out_root: str | Path = "re
     if missing:
         raise ValueError(f"{data}: no split {', '.join(missing)} (found {', '.join(found)}); the paper profile "
                          "needs LibriSpeech's dev-other and test-other")
-    out = results_dir(out_root)
+    out = results_dir(out_root, resume)
+    store = PhaseStore(out, {"run": vars(run), "data": str(data), "seed": seed, "device": device})
     failures = FailureLog()
     models = list(run.models)
     tuned = len(run.pretrained) if run.finetune_minutes else 0
@@ -137,8 +139,9 @@ def run_paper(run: PaperRun, data: str | Path | None, out_root: str | Path = "re
     if run.finetune_minutes:
         for hub_id in run.pretrained:
             steps.step(f"{hub_id}: fine-tuning with the 100h recipe, {run.finetune_minutes:g} min")
-            tuned = failures.attempt(hub_id, "fine-tuning (100h recipe)", lambda: finetune_released(
-                hub_id, data, out, run.finetune_minutes, seed, progress))
+            tuned = store.run(f"fine-tuning {hub_id}", lambda: failures.attempt(
+                hub_id, "fine-tuning (100h recipe)", lambda: str(finetune_released(
+                    hub_id, data, out, run.finetune_minutes, seed, progress))))
             if tuned is not None:
                 models.append(str(tuned))
     if device == "cuda":  # the paper's float32: no TF32 in matrix products or convolutions
@@ -146,10 +149,14 @@ def run_paper(run: PaperRun, data: str | Path | None, out_root: str | Path = "re
     lengths = speed_lengths(data, run.speed_split, run.speed_utterances, seed)
     setup = SpeedSetup(device=device, threads=torch.get_num_threads(), max_tokens=PAPER_MAX_TOKENS,
                        repeats=run.speed_repeats, lengths=lengths)
-    timed = run_speed_suite(models, setup, reference=run.reference, failures=failures,
-                            step=lambda text: steps.step(f"{text} on {len(lengths)} {run.speed_split} utterances"),
-                            log=lambda line: print(line, flush=True))
-    info, baseline, speed = timed.machine, timed.baseline, timed.row_dicts()
+    def time_models() -> dict:
+        timed = run_speed_suite(models, setup, reference=run.reference, failures=failures,
+                                step=lambda text: steps.step(f"{text} on {len(lengths)} {run.speed_split} utterances"),
+                                log=lambda line: print(line, flush=True))
+        return {"machine": timed.machine, "baseline": timed.baseline, "speed": timed.row_dicts()}
+
+    timed = store.run("speed", time_models)
+    info, baseline, speed = timed["machine"], timed["baseline"], timed["speed"]
     rows = []
     for spec in models:
         row = {"model": spec, "card": card_wers(spec)}
@@ -158,8 +165,8 @@ def run_paper(run: PaperRun, data: str | Path | None, out_root: str | Path = "re
             for with_lm in (False, True) if run.lm else (False,):
                 key = f"{split}{'-4gram' if with_lm else ''}"
                 steps.step(f"{spec}: {key}")
-                scored = None if directory is None else failures.attempt(
-                    spec, f"scoring {key}", lambda: score(directory, data, split, run, device, with_lm))
+                scored = None if directory is None else store.run(f"{spec} {key}", lambda: failures.attempt(
+                    spec, f"scoring {key}", lambda: score(directory, data, split, run, device, with_lm)))
                 if scored is not None:
                     row[f"wer_{key}"], row[f"cer_{key}"] = scored["wer"], scored["cer"]
         for split, wer in row["card"].items():

@@ -64,32 +64,45 @@ class Progress:
 
 
 def run_profile(profile: Profile, out_root: str | Path = "results", *, seed: int = 0, repeats: int = 1,
-                data: str | Path | None = None, device: str = "cpu", progress: bool = True) -> tuple[Path, dict]:
-    """Speed and WER of every model of ``profile``; writes the result files and returns (directory, results)."""
+                data: str | Path | None = None, device: str = "cpu", progress: bool = True,
+                resume: str | Path | None = None) -> tuple[Path, dict]:
+    """Speed and WER of every model of ``profile``; writes the result files and returns (directory, results).
+    Each finished phase is kept as it ends (``PhaseStore``); ``resume`` continues a results directory."""
     from sew.bench.plot import pareto_plot
-    from sew.bench.report import merged_table, results_dir, write_results
+    from sew.bench.report import PhaseStore, merged_table, results_dir, write_results
     from sew.bench.speed import SpeedSetup, run_speed_suite
     from sew.bench.timing import utterance_lengths
     from sew.bench.wer import summarize_repeats, train_and_score
 
-    out = results_dir(out_root)
+    out = results_dir(out_root, resume)
+    store = PhaseStore(out, {"profile": vars(profile), "seed": seed, "repeats": repeats, "data": str(data),
+                             "device": device})
     train_s = profile.budget_minutes * 60 + 30 if profile.budget_minutes else None  # + the test-split decoding
     steps = Progress([None] * len(profile.models) + [train_s] * (len(profile.models) * repeats))
     setup = SpeedSetup(device=device, repeats=profile.speed_repeats, threads=torch.get_num_threads(),
                        lengths=utterance_lengths(profile.speed_utterances, seed))
     failures = FailureLog()
-    timed = run_speed_suite(profile.models, setup, reference=profile.reference, failures=failures, step=steps.step,
-                            log=lambda line: print(line, flush=True))
-    speed, wer = timed.row_dicts(), []
+    def time_models() -> dict:
+        run = run_speed_suite(profile.models, setup, reference=profile.reference, failures=failures, step=steps.step,
+                              log=lambda line: print(line, flush=True))
+        return {"speed": run.row_dicts(), "machine": run.machine, "baseline": run.baseline,
+                "failures": list(failures.records)}
+
+    resumed = "speed" in store.phases
+    timed = store.run("speed", time_models)
+    if resumed:
+        failures.records.extend(timed["failures"])
+    speed, wer = timed["speed"], []
     for name in profile.models:
         runs = []
         for k in range(repeats):
             steps.step(f"{name}: fine-tuning, seed {seed + k}, budget "
                        f"{profile.budget_minutes or '-'} min / {profile.max_updates or '-'} updates")
-            row = failures.attempt(name, f"fine-tuning and scoring, seed {seed + k}", lambda: train_and_score(
-                name, out / "runs" / f"{name}-seed{seed + k}", recipe=profile.recipe,
-                budget_minutes=profile.budget_minutes, max_updates=profile.max_updates, seed=seed + k, data=data,
-                progress=progress, extra=profile.extra, variants=profile.variants, device=device))
+            row = store.run(f"wer {name} seed {seed + k}", lambda: failures.attempt(
+                name, f"fine-tuning and scoring, seed {seed + k}", lambda: train_and_score(
+                    name, out / "runs" / f"{name}-seed{seed + k}", recipe=profile.recipe,
+                    budget_minutes=profile.budget_minutes, max_updates=profile.max_updates, seed=seed + k, data=data,
+                    progress=progress, extra=profile.extra, variants=profile.variants, device=device)))
             if row is not None:
                 for variant, error in row.get("variant_errors", {}).items():
                     failures.add(name, f"{variant} scoring, seed {seed + k}", error)
@@ -98,10 +111,10 @@ def run_profile(profile: Profile, out_root: str | Path = "results", *, seed: int
             wer.append(summarize_repeats(runs))
     table = merged_table(speed, wer)
     results = {"profile_name": profile.name, "profile": {k: v for k, v in vars(profile).items()},
-               "machine": timed.machine, "seed": seed, "repeats": repeats,
-               "data": str(data) if data else "built-in corpus", "baseline": timed.baseline,
+               "machine": timed["machine"], "seed": seed, "repeats": repeats,
+               "data": str(data) if data else "built-in corpus", "baseline": timed["baseline"],
                "speed": speed, "wer": wer, "failures": failures.records, "table": table}
-    write_results(out, results, "sew bench", f"baseline: {timed.baseline}\n\n{table}\n\n"
+    write_results(out, results, "sew bench", f"baseline: {timed['baseline']}\n\n{table}\n\n"
                                 f"{failures.markdown()}")
     pareto_plot(speed, wer, out / "pareto.png")
     print("\n" + table + f"\n\nwrote {out}/results.json, results.md and pareto.png")

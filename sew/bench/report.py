@@ -61,11 +61,55 @@ def merged_table(speed: list[dict], wer: list[dict]) -> str:
     return markdown_table(rows, MERGED_COLUMNS)
 
 
-def results_dir(root: str | Path = "results") -> Path:
-    """A fresh ``results/<timestamp>/`` directory."""
-    path = Path(root) / time.strftime("%Y%m%d-%H%M%S")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def results_dir(root: str | Path = "results", resume: str | Path | None = None) -> Path:
+    """A fresh ``results/<timestamp>/`` directory (``-2``, ``-3`` ... added when runs start in the same second),
+    or ``resume``, an existing one to continue."""
+    if resume is not None:
+        if not Path(resume).is_dir():
+            raise ValueError(f"--resume {resume}: no such results directory")
+        return Path(resume)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    Path(root).mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        path = Path(root) / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            path.mkdir()  # atomic: two runs never get one directory
+            return path
+        except FileExistsError:
+            continue
+    raise ValueError(f"{root}: 999 results directories for {stamp} already")
+
+
+class PhaseStore:
+    """What a benchmark has finished, phase by phase, in ``DIR/partial.json`` (rewritten atomically after
+    each phase): a run killed or interrupted keeps every finished model, and ``--resume DIR`` runs only what
+    is left. ``settings`` are the run's options; a resume with other settings is refused, naming them."""
+
+    FILE = "partial.json"
+
+    def __init__(self, directory: Path, settings: dict) -> None:
+        self.path, self.settings = Path(directory) / self.FILE, json.loads(json.dumps(settings, default=str))
+        self.phases: dict = {}
+        if self.path.is_file():
+            saved = json.loads(self.path.read_text())
+            changed = [k for k in self.settings.keys() | saved["settings"].keys()
+                       if self.settings.get(k) != saved["settings"].get(k)]
+            if changed:
+                raise ValueError(f"--resume {directory}: made with other settings ({', '.join(sorted(changed))}); "
+                                 "rerun with the options it was made with, or drop --resume")
+            self.phases = saved["phases"]
+            print(f"resuming {directory}: {len(self.phases)} finished phase(s) kept", flush=True)
+
+    def run(self, key: str, compute):
+        """The stored result of phase ``key``, or ``compute()``'s, stored when it is not None (a failed
+        phase is tried again by the next resume)."""
+        if key in self.phases:
+            return self.phases[key]
+        value = compute()
+        if value is not None:
+            self.phases[key] = value
+            write_json(self.path, {"settings": self.settings, "phases": self.phases})
+        return value
 
 
 def machine_markdown(m: dict) -> str:

@@ -112,3 +112,34 @@ def summarize_repeats(rows: list[dict]) -> dict:
     updates = [r["updates"] for r in rows]
     out["updates"] = updates[0] if len(updates) == 1 else updates
     return out
+
+
+def run_wer_command(args, device: str) -> int:
+    """``sew bench wer``: fine-tune and score each model of ``args.models``; a model that fails is recorded and the
+    others still run; each finished run is kept as it ends (``PhaseStore``, ``--resume``). Exit 1 on a failure."""
+    from sew.bench.failures import FailureLog
+    from sew.bench.report import PhaseStore, markdown_table, results_dir, write_results
+    from sew.bench.timing import machine_info
+
+    out = results_dir(args.out, args.resume)
+    settings = {k: getattr(args, k) for k in ("models", "preset", "max_minutes", "max_update", "seed", "repeats",
+                                              "variants", "pretrain_minutes")}
+    store, failures, rows = PhaseStore(out, {**settings, "data": str(args.data), "device": device}), FailureLog(), []
+    for name in args.models:
+        runs = [store.run(f"{name} seed {args.seed + k}", lambda k=k: failures.attempt(
+            name, f"fine-tuning and scoring, seed {args.seed + k}", lambda: train_and_score(
+                name, out / "runs" / f"{name}-seed{args.seed + k}", recipe=args.preset, budget_minutes=args.max_minutes,
+                max_updates=args.max_update, seed=args.seed + k, data=args.data, progress=not args.no_progress,
+                variants=args.variants, pretrain_minutes=args.pretrain_minutes, device=device)))
+            for k in range(args.repeats)]
+        if any(r is not None for r in runs):
+            rows.append(summarize_repeats([r for r in runs if r is not None]))
+    columns = [("model", "model"), ("family", "family"), ("pretrain_updates", "pretrain updates"), ("updates", "updates"),
+               ("train_seconds", "train s"), ("wer", "WER %"), ("wer_std", "WER sd"), ("cer", "CER %"),
+               ("cer_std", "CER sd"), *[(f"{m}_{v}", f"{m.upper()} {v} %") for v in args.variants for m in ("wer", "cer")]]
+    table = markdown_table(rows, columns)
+    write_results(out, {"machine": machine_info(device), "wer": rows, "failures": failures.records}, "WER",
+                  f"{table}\n\n{failures.markdown()}")
+    print("\n" + table + f"\n\nwrote {out}/results.json and results.md")
+    return 1 if failures else 0
+

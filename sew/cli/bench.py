@@ -143,7 +143,9 @@ def run_main(args) -> int:
     elif args.profile == "low-resource":
         results = run_low_resource_profile(args, device)
     elif args.profile == "downstream":
-        results = run_downstream_profile(args, device)
+        from sew.bench.downstream import run_from_args
+
+        results = run_from_args(args, device)
     else:
         profile = PROFILES[args.profile]
         changes = {k: v for k, v in (("models", args.models), ("budget_minutes", args.max_minutes),
@@ -154,7 +156,7 @@ def run_main(args) -> int:
         profile = dataclasses.replace(profile, **changes)
         print(f"sew bench: profile {args.profile} ({profile.notes}); models {', '.join(profile.models)}", flush=True)
         _, results = run_profile(profile, args.out, seed=args.seed, repeats=args.repeats, data=args.data,
-                                 device=device, progress=not args.no_progress)
+                                 device=device, progress=not args.no_progress, resume=args.resume)
     if args.results_page:
         update_results_page(args.results_page, results, " ".join(["sew", *args.argv]))
         print(f"updated {args.results_page}")
@@ -175,29 +177,10 @@ def run_main(args) -> int:
     return regressed or (1 if results["failures"] else 0)
 
 
-def run_downstream_profile(args, device: str) -> dict:
-    """Classification on the built-in tasks (``sew.bench.downstream``)."""
-    from sew.bench.downstream import DownstreamProfile, run_downstream
-
-    if args.data is not None:
-        raise ValueError("--profile downstream runs on its built-in tasks; drop --data (train on a corpus of your own "
-                         "with sew finetune --task classify --data CORPUS)")
-    profile = DownstreamProfile()
-    for option, name in (("models", "models"), ("max_minutes", "budget_minutes"),
-                         ("speed_utterances", "speed_utterances"), ("pretrain_minutes", "pretrain_minutes"),
-                         ("tasks", "tasks"), ("modes", "modes")):
-        if getattr(args, option, None) is not None:
-            setattr(profile, name, getattr(args, option))
-    print(f"sew bench: profile downstream ({profile.notes}); models {', '.join(profile.models)}; "
-          f"{profile.budget_minutes:g} min per run", flush=True)
-    _, results = run_downstream(profile, args.out, seed=args.seed, device=device, progress=not args.no_progress)
-    return results
-
-
 # Options of the low-resource profile alone (argparse dest -> flag).
 LOW_RESOURCE_ONLY = {"seeds": "--seeds", "pretrain_presets": "--pretrain-preset",
                      "labeled_minutes": "--labeled-minutes", "pool_minutes": "--pool-minutes", "clean": "--clean",
-                     "smoke": "--smoke", "resume": "--resume", "pretrain_set": "--pretrain-set",
+                     "smoke": "--smoke", "pretrain_set": "--pretrain-set",
                      "finetune_set": "--finetune-set"}
 
 
@@ -258,33 +241,16 @@ def run_paper_profile(args, device: str) -> dict:
         run.speed_utterances = args.speed_utterances
     print(f"sew bench: profile paper (released LibriSpeech-100h checkpoints on {args.data}); "
           f"models {', '.join(run.models)}", flush=True)
-    _, results = run_paper(run, args.data, args.out, seed=args.seed, device=device, progress=not args.no_progress)
+    _, results = run_paper(run, args.data, args.out, seed=args.seed, device=device, progress=not args.no_progress,
+                           resume=args.resume)
     return results
 
 
 def run_wer(args) -> int:
-    from sew.bench.report import markdown_table, results_dir, write_results
-    from sew.bench.timing import machine_info
-    from sew.bench.wer import summarize_repeats, train_and_score
+    from sew.bench.wer import run_wer_command
 
     set_threads(args.threads)
-    device = pick_device(args.device)
-    out = results_dir(args.out)
-    rows = []
-    for name in args.models:
-        runs = [train_and_score(name, out / "runs" / f"{name}-seed{args.seed + k}", recipe=args.preset,
-                                budget_minutes=args.max_minutes, max_updates=args.max_update, seed=args.seed + k,
-                                data=args.data, progress=not args.no_progress, variants=args.variants,
-                                pretrain_minutes=args.pretrain_minutes, device=device)
-                for k in range(args.repeats)]
-        rows.append(summarize_repeats(runs))
-    columns = [("model", "model"), ("family", "family"), ("pretrain_updates", "pretrain updates"), ("updates", "updates"),
-               ("train_seconds", "train s"), ("wer", "WER %"), ("wer_std", "WER sd"), ("cer", "CER %"),
-               ("cer_std", "CER sd"), *[(f"{m}_{v}", f"{m.upper()} {v} %") for v in args.variants for m in ("wer", "cer")]]
-    table = markdown_table(rows, columns)
-    write_results(out, {"machine": machine_info(device), "wer": rows}, "WER", table)
-    print("\n" + table + f"\n\nwrote {out}/results.json and results.md")
-    return 0
+    return run_wer_command(args, pick_device(args.device))
 
 
 def add_common(p: argparse.ArgumentParser, models_default: str) -> None:
@@ -302,6 +268,10 @@ def add_common(p: argparse.ArgumentParser, models_default: str) -> None:
     add_device(p)
     add_threads(p)
     p.add_argument("--out", default="results", help="results go to OUT/<timestamp>/ (default: results)")
+    p.add_argument("--resume", default=None, metavar="RESULTS_DIR",
+                   help="continue the run whose results directory is RESULTS_DIR, with the same options (low-resource: "
+                        "models, seeds and presets may change): finished phases are kept, interrupted training "
+                        "continues from its last checkpoint (default: a new results directory)")
     add_no_progress(p)
 
 
@@ -342,10 +312,6 @@ def add_parser(sub) -> None:
     p.add_argument("--smoke", action="store_true",
                    help="low-resource profile: let budgets under the minimum through (--finetune-minutes below 10), "
                         "to test the machinery; the results say they are a smoke test and measure nothing")
-    p.add_argument("--resume", default=None, metavar="RESULTS_DIR",
-                   help="low-resource profile: continue the run whose results directory is RESULTS_DIR, with the same "
-                        "options (models, seeds and presets may change): finished pretraining and fine-tuning runs "
-                        "are reused, interrupted ones continue from their last checkpoint")
     p.add_argument("--pretrain-set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="low-resource profile: override a field of every pretraining run's preset, e.g. "
                         "model_overrides.num_layers=2 (repeatable; model, seed and budget stay the profile's)")

@@ -138,3 +138,40 @@ def test_results_page_keeps_its_text_and_replaces_the_profiles_last_run(tmp_path
     text = page.read_text()
     assert text.startswith("# Results\n\nKept by hand.") and text.count("sew bench quick: begin") == 1
     assert "| 2 |" in text and "| 1 |" not in text and "`sew bench --seed 1` on CPU X (avx2), 2 threads" in text
+
+
+def test_a_bench_killed_after_its_first_model_keeps_it_and_resume_runs_the_rest(corpus, tmp_path, monkeypatch):
+    import sew.bench.wer as wer
+    from sew.bench.report import PhaseStore
+
+    real, trained, kill = wer.train_and_score, [], [True]
+
+    def train(name, *args, **kw):
+        if trained and kill[0]:
+            raise KeyboardInterrupt  # Ctrl-C, or a job's end, during the second model
+        trained.append(name)
+        return real(name, *args, **kw)
+
+    monkeypatch.setattr(wer, "train_and_score", train)
+    args = ["bench", "wer", "--models", "sew-d-micro", "w2v2-micro", "--max-update", "1", "--max-minutes", "60",
+            "--data", str(corpus), "--out", str(tmp_path), "--no-progress", "--threads", "1"]
+    with pytest.raises(KeyboardInterrupt):
+        main(args)
+    (run,) = list(tmp_path.iterdir())
+    kept = json.loads((run / "partial.json").read_text())["phases"]
+    assert list(kept) == ["sew-d-micro seed 0"] and kept["sew-d-micro seed 0"]["updates"] == 1
+    # Resumed: the finished model is not trained again, the other is, and the results hold both.
+    trained.clear()
+    kill[0] = False
+    assert main(args + ["--resume", str(run)]) == 0
+    assert trained == ["w2v2-micro"]
+    assert [r["model"] for r in json.loads((run / "results.json").read_text())["wer"]] == ["sew-d-micro", "w2v2-micro"]
+    with pytest.raises(ValueError, match="made with other settings"):
+        PhaseStore(run, {"models": ["other"]})
+
+
+def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path):
+    from sew.bench.report import results_dir
+
+    first, second = results_dir(tmp_path), results_dir(tmp_path)
+    assert first != second and first.is_dir() and second.is_dir()
