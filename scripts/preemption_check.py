@@ -125,9 +125,18 @@ def main() -> int:
                               f"kept {','.join(s['checkpoints']) or 'none'}" for s in r["stops"])
             print(f"{task}, {workers} workers: {stops}; final run exit {r['final_exit']}; "
                   f"bitwise equal to the uninterrupted run: {r['bitwise_equal']}", flush=True)
-    (root / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    same = {}
+    for task in args.tasks:  # data workers change nothing: the uninterrupted runs agree bitwise
+        if len(args.workers) > 1:
+            states = [final_state(root / f"{task}-w{w}-reference") for w in args.workers]
+            same[task] = all(a.keys() == states[0].keys() and all(torch.equal(a[k], states[0][k]) for k in a)
+                             for a in states[1:])
+            print(f"{task}: uninterrupted runs with {' and '.join(map(str, args.workers))} workers bitwise equal: "
+                  f"{same[task]}", flush=True)
+    (root / "results.json").write_text(json.dumps({"runs": results, "workers_agree": same}, indent=2) + "\n")
     print(f"wrote {root / 'results.json'}")
-    return 0 if all(r["bitwise_equal"] and r["exits_as_documented"] for r in results) else 1
+    ok = all(r["bitwise_equal"] and r["exits_as_documented"] for r in results) and all(same.values())
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
