@@ -99,3 +99,11 @@ def resolve_model_dir(spec: str | Path, revision: str | None = None) -> Path:
     except OSError as err:  # network or disk trouble while downloading
         raise ValueError(f"{spec}: could not fetch the Hub model {repo}{at}: {err}") from err
     return Path(path)
+
+
+def model_directory(spec: str) -> Path | None:
+    """The local directory of a model directory or Hub id, or None for a preset name or YAML file."""
+    if not (is_hub_id(spec) or Path(spec).is_dir()):
+        return None
+    path = resolve_model_dir(spec)
+    return path if any((path / name).is_file() for name in ("sew_config.json", "config.json")) else None

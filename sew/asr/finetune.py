@@ -21,15 +21,15 @@ from sew.asr.ctc import init_prior_bias
 from sew.config import load_preset, to_mapping
 from sew.asr.evaluate import eval_dataset
 from sew.asr.task import CTCTask
-from sew.data.corpus import DEV_ALIASES, dev_split, hold_out, read_corpus
 from sew.data.dataset import SpeechDataset
 from sew.data.rejects import RejectLog
 from sew.data.text import VOCAB_FILE, Vocabulary
-from sew.hub import is_hub_id, resolve_model_dir
+from sew.hub import model_directory
 from sew.train.config import TrainConfig
 from sew.train.loop import Trainer, TrainingState
 from sew.train.masking import MaskingConfig
 from sew.train.run import run_training
+from sew.train.splits import HOLDOUT_FILE, training_splits
 from sew.train.setup import freeze
 
 
@@ -69,14 +69,6 @@ def load_recipe(spec: str | Path | dict = "quick", overrides: list[str] | None =
 
 
 # -- vocabulary and model -------------------------------------------------------------------------
-def model_directory(spec: str) -> Path | None:
-    """The local directory of a model directory or Hub id, or None for a preset name or YAML file."""
-    if not (is_hub_id(spec) or Path(spec).is_dir()):
-        return None
-    path = resolve_model_dir(spec)
-    return path if any((path / name).is_file() for name in ("sew_config.json", "config.json")) else None
-
-
 def choose_vocabulary(recipe: FinetuneRecipe, corpus_root: Path, transcripts: list[str]) -> Vocabulary:
     """The model's own vocabulary when it already has a CTC head, else the corpus's ``vocab.json``,
     else one built from the training transcripts."""
@@ -110,28 +102,6 @@ def build_model(recipe: FinetuneRecipe, vocab: Vocabulary):
 
 
 # -- the run --------------------------------------------------------------------------------------
-HOLDOUT_FILE = "holdout.txt"  # ids of the train utterances held out for validation
-
-
-def training_splits(recipe: FinetuneRecipe, root: Path, log: RejectLog):
-    """(train corpus, validation corpus or None, what validates) for ``recipe.data``: the named
-    split, or, when the recipe asks for the dev split and the corpus has none, a seeded part of train."""
-    data = recipe.data
-    train = read_corpus(root, split=data.train_split, rejects_log=log)
-    validation = {"split": data.valid_split, "held_out_from": None, "utterances": 0}
-    if not data.valid_split:
-        return train, None, validation
-    if data.valid_split in DEV_ALIASES and dev_split(root) is None:
-        train, held = hold_out(train, data.holdout_fraction, recipe.train.seed)
-        validation.update(held_out_from=train.split, utterances=len(held), seed=recipe.train.seed)
-        return train, held, validation
-    try:
-        valid = read_corpus(root, split=data.valid_split, rejects_log=log)
-    except ValueError as err:
-        raise ValueError(f"{err}; validate on one of them with --valid-split NAME, or on nothing with "
-                         "--valid-split none") from err
-    validation.update(split=valid.split, utterances=len(valid))
-    return train, valid, validation
 def finetune(recipe: FinetuneRecipe, data: str | Path | None, run_dir: str | Path, *, resume=None,
              strict: bool = False, progress: bool = True, accelerator=None, change_recipe: bool = False) -> TrainingState:
     """Fine-tune per ``recipe`` on ``data`` (None: the built-in corpus) into ``run_dir``; returns the final state.

@@ -86,7 +86,7 @@ def task_root(recipe: ClassifyRecipe, data) -> Path:
 def build_classifier_model(recipe: ClassifyRecipe, labels: list[str]):
     """The model to train: see the module docstring."""
     import sew
-    from sew.asr.finetune import model_directory
+    from sew.hub import model_directory
     from sew.classify.logmel import LogMelClassifier, LogMelConfig
     from sew.models.classifier import ClassifierConfig, SequenceClassifier
 
@@ -110,7 +110,7 @@ def build_classifier_model(recipe: ClassifyRecipe, labels: list[str]):
 def finetune_classifier(recipe: ClassifyRecipe, data, run_dir, *, resume=None, strict: bool = False,
                         progress: bool = True, accelerator=None, change_recipe: bool = False) -> TrainingState:
     """Train per ``recipe`` on ``data`` (None: the recipe's built-in task) into ``run_dir``; returns the final state."""
-    from sew.asr.finetune import HOLDOUT_FILE, training_splits
+    from sew.train.splits import HOLDOUT_FILE, training_splits
 
     root = task_root(recipe, data)
     run = Path(run_dir)

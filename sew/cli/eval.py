@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 from sew.asr.evaluate import evaluate_model, make_decoder_or_explain  # noqa: F401 (sew eval's API)
-from sew.cli.options import add_data, add_device, add_strict
-from sew.export import BACKENDS
+from sew.cli.options import add_data, add_decoder_options, add_device, add_strict
 
 
 def run(args) -> int:
@@ -25,27 +24,6 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     return 0
-
-
-def add_decoder_options(p) -> None:
-    """Greedy / beam-search options shared by ``sew eval`` and ``sew transcribe``."""
-    p.add_argument("--vocab", default=None, help="vocab.json of the model (default: the one in the model directory)")
-    p.add_argument("--beam-size", type=int, default=0,
-                   help="CTC beam search with this beam (needs the lm extra: pip install -e \".[lm]\"; default: 0, "
-                        "greedy decoding)")
-    p.add_argument("--lm", default=None,
-                   help="KenLM n-gram model (.arpa or .bin) for beam search; only its words are emitted (needs the lm "
-                        "extra; default: none)")
-    p.add_argument("--lexicon", default=None,
-                   help="the words beam search may emit, one a line (default: the --lm ARPA file's unigrams; needed "
-                        "with a binary .bin LM)")
-    p.add_argument("--lm-weight", type=float, default=2.0, help="language model weight alpha (default: 2.0)")
-    p.add_argument("--word-score", type=float, default=-1.0, help="word insertion score beta (default: -1.0)")
-    add_device(p)
-    p.add_argument("--backend", default="torch", choices=list(BACKENDS),
-                   help="torch: the model as is; bf16: bfloat16 weights and activations; int8: dynamic int8 linear layers (CPU); onnx: ONNX Runtime on "
-                        "--onnx-file, exported there first when missing (needs the onnx extra) (default: torch)")
-    p.add_argument("--onnx-file", default=None, help="ONNX file for --backend onnx (default: MODEL/model.onnx)")
 
 
 def add_parser(sub) -> None:
@@ -66,6 +44,7 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="also print the metrics as JSON")
     add_strict(p)
     add_decoder_options(p)
+    add_device(p)
     p.set_defaults(func=lambda args: run(_default_out(args)))
 
 

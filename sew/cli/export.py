@@ -10,7 +10,7 @@ def run_onnx_export(args) -> int:
     from sew.export import check_onnx, export_onnx
 
     model = load_model(args.model).eval()
-    path = export_onnx(model, args.out, max_seconds=args.max_seconds, opset=args.opset)
+    path = export_onnx(model, args.out, max_seconds=args.max_duration, opset=args.opset)
     files = [f for f in (path, path.with_name(path.name + ".data")) if f.exists()]
     size = sum(f.stat().st_size for f in files) / 2**20
     print(f"wrote {' + '.join(str(f) for f in files)} ({size:.1f} MiB; keep them together): inputs waveforms "
@@ -33,7 +33,8 @@ def add_parser(sub) -> None:
                                         "with PyTorch on padded batches of several lengths.")
     onnx.add_argument("--model", required=True, help="model directory (ours or Hugging Face) or Hub id (ORG/NAME)")
     onnx.add_argument("--out", required=True, help="ONNX file to write")
-    onnx.add_argument("--max-seconds", type=float, default=3600.0, help="longest input the graph accepts (default: 3600)")
+    onnx.add_argument("--max-duration", type=float, default=3600.0,
+                      help="longest input the graph accepts, in seconds (default: 3600)")
     onnx.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
     onnx.add_argument("--tolerance", type=float, default=1e-4, help="max allowed difference in the check (default: 1e-4)")
     onnx.add_argument("--no-check", action="store_true", help="skip the onnxruntime check")

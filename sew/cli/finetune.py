@@ -6,14 +6,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from sew.cli.options import (TRAINING_SHORTCUTS, add_training, check_run, pick_device, resume_arg,
-                             shortcut_values, training_accelerator)
+from sew.cli.options import TRAINING_SHORTCUTS, add_training, check_run, pick_device, shortcut_values, train_command
 
 
 def run(args) -> int:
     from sew.train.health_report import final_line, read_summary
-    from sew.train.interrupts import PREEMPTED_EXIT, Preempted
-    from sew.train.loop import TrainingDiverged
     from sew.train.setup import configure_threads
 
     if args.check:
@@ -38,18 +35,9 @@ def run(args) -> int:
         recipe.train.mixed_precision = "no"
     configure_threads(args.threads)
     out = Path(args.run_dir or f"runs/{'classify' if classify else 'finetune'}-{Path(str(args.preset)).stem}")
-    accelerator = training_accelerator(device, recipe.train.mixed_precision)
-    try:
-        state = finetune(recipe, args.data, out, resume=resume_arg(args.resume), strict=args.strict,
-                         change_recipe=args.change_recipe,
-                         progress=not args.no_progress, accelerator=accelerator)
-    except Preempted as err:
-        print(f"sew finetune: {err}", file=sys.stderr)
-        return PREEMPTED_EXIT
-    except TrainingDiverged as err:
-        print(f"sew finetune: error: {err}", file=sys.stderr)
-        print(final_line(out))
-        return 1
+    state, status = train_command("finetune", out, args, finetune, recipe, args.data, device)
+    if status is not None:
+        return status
     best = f", best dev {recipe.train.best_metric} {state.best_metric:.4f} at update {state.best_update}" \
         if state.best_metric is not None else ""
     models = " and ".join(str(out / name) for name in ("best", "final") if (out / name).is_dir())

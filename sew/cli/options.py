@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 DATA_HELP = ("corpus: manifest directory, .tsv, LibriSpeech tree, audiofolder or datasets directory "
@@ -15,7 +16,7 @@ DATA_HELP = ("corpus: manifest directory, .tsv, LibriSpeech tree, audiofolder or
 # Training shortcuts: option (argparse dest) -> the recipe field it sets.
 TRAINING_SHORTCUTS = {"max_update": "train.max_update", "max_minutes": "train.max_minutes", "lr": "train.lr",
                       "mixed_precision": "train.mixed_precision", "seed": "train.seed",
-                      "stop_on_health": "train.stop_on_health"}
+                      "stop_on_health": "train.stop_on_health", "workers": "train.num_workers"}
 
 
 def add_data(p: argparse.ArgumentParser, help: str = DATA_HELP) -> None:
@@ -68,6 +69,8 @@ def add_training(p: argparse.ArgumentParser, run_dir_default: str, set_example: 
                    help="end the run (checkpoint and final model written) at the health monitor's first finding: "
                         "not learning, codebook or representation collapse, a trivial solution, divergence, the "
                         "CTC blank plateau (default: the preset's, which reports and continues)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="data-loading worker processes (the same spelling as sew data's; default: the preset's)")
     p.add_argument("--check", default=None, metavar="RUN",
                    help="do not train: read RUN/log.jsonl of an existing run, report the health monitor's findings "
                         "and its last numbers, exit 1 when it found a problem")
@@ -96,6 +99,27 @@ def resume_arg(value: str | None):
     return None if value is None else (True if value == "latest" else value)
 
 
+def train_command(command: str, run_dir, args, train, recipe, data, device: str):
+    """Run ``train(recipe, data, run_dir, ...)`` (``finetune`` or ``pretrain``) with the command line's options.
+    Returns ``(state, None)``, or ``(None, exit status)`` when the run was preempted (75: run it again) or
+    diverged (1), after saying so."""
+    from sew.train.health_report import final_line
+    from sew.train.interrupts import PREEMPTED_EXIT, Preempted
+    from sew.train.loop import TrainingDiverged
+
+    try:
+        return train(recipe, data, run_dir, resume=resume_arg(args.resume), strict=args.strict,
+                     change_recipe=args.change_recipe, progress=not args.no_progress,
+                     accelerator=training_accelerator(device, recipe.train.mixed_precision)), None
+    except Preempted as err:
+        print(f"sew {command}: {err}", file=sys.stderr)
+        return None, PREEMPTED_EXIT
+    except TrainingDiverged as err:
+        print(f"sew {command}: error: {err}", file=sys.stderr)
+        print(final_line(run_dir))
+        return None, 1
+
+
 def training_accelerator(device: str, mixed_precision: str):
     """An accelerator kept on the CPU for ``--device cpu`` on a machine with a GPU; None otherwise
     (the trainer's default: the GPU when there is one)."""
@@ -113,3 +137,25 @@ def pick_device(name: str) -> str:
     from sew.runtime import resolve_device
 
     return resolve_device(name)
+
+
+def add_decoder_options(p) -> None:
+    """Greedy / beam-search and backend options shared by ``sew eval`` and ``sew transcribe``."""
+    from sew.export import BACKENDS
+
+    p.add_argument("--vocab", default=None, help="vocab.json of the model (default: the one in the model directory)")
+    p.add_argument("--beam-size", type=int, default=0,
+                   help="CTC beam search with this beam (needs the lm extra: pip install -e \".[lm]\"; default: 0, "
+                        "greedy decoding)")
+    p.add_argument("--lm", default=None,
+                   help="KenLM n-gram model (.arpa or .bin) for beam search; only its words are emitted (needs the lm "
+                        "extra; default: none)")
+    p.add_argument("--lexicon", default=None,
+                   help="the words beam search may emit, one a line (default: the --lm ARPA file's unigrams; needed "
+                        "with a binary .bin LM)")
+    p.add_argument("--lm-weight", type=float, default=2.0, help="language model weight alpha (default: 2.0)")
+    p.add_argument("--word-score", type=float, default=-1.0, help="word insertion score beta (default: -1.0)")
+    p.add_argument("--backend", default="torch", choices=list(BACKENDS),
+                   help="torch: the model as is; bf16: bfloat16 weights and activations; int8: dynamic int8 linear layers (CPU); onnx: ONNX Runtime on "
+                        "--onnx-file, exported there first when missing (needs the onnx extra) (default: torch)")
+    p.add_argument("--onnx-file", default=None, help="ONNX file for --backend onnx (default: MODEL/model.onnx)")

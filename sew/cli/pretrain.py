@@ -3,15 +3,11 @@ configs/pretrain/."""
 
 from __future__ import annotations
 
-import sys
-
-from sew.cli.options import (TRAINING_SHORTCUTS, add_training, check_run, pick_device, resume_arg,
-                             shortcut_values, training_accelerator)
+from sew.cli.options import TRAINING_SHORTCUTS, add_training, check_run, pick_device, shortcut_values, train_command
 
 _SHORTCUTS = {  # option -> recipe field it sets, besides the training shortcuts of sew.cli.options
     "model": "model", "init": "init", "max_tokens": "train.max_tokens", "update_freq": "train.update_freq",
     "log_every": "train.log_every", "save_every": "train.save_every", "keep_last": "train.keep_last",
-    "num_workers": "train.num_workers",
 }
 
 
@@ -19,8 +15,6 @@ def run(args) -> int:
     from sew.pretrain.recipe import load_recipe, recipe_names
     from sew.pretrain.run import pretrain
     from sew.train.health_report import final_line, read_summary
-    from sew.train.interrupts import PREEMPTED_EXIT, Preempted
-    from sew.train.loop import TrainingDiverged
     from sew.train.setup import configure_threads
 
     if args.list:
@@ -36,18 +30,9 @@ def run(args) -> int:
     run_dir = args.run_dir or f"runs/pretrain-{args.preset if '/' not in args.preset else 'custom'}"
     configure_threads(args.threads)
     device = pick_device(args.device)
-    accelerator = training_accelerator(device, recipe.train.mixed_precision)
-    try:
-        pretrain(recipe, args.data, run_dir, resume=resume_arg(args.resume), strict=args.strict,
-                 change_recipe=args.change_recipe,
-                 progress=not args.no_progress, accelerator=accelerator)
-    except Preempted as err:
-        print(f"sew pretrain: {err}", file=sys.stderr)
-        return PREEMPTED_EXIT
-    except TrainingDiverged as err:
-        print(f"sew pretrain: error: {err}", file=sys.stderr)
-        print(final_line(run_dir))
-        return 1
+    _, status = train_command("pretrain", run_dir, args, pretrain, recipe, args.data, device)
+    if status is not None:
+        return status
     print(f"done: encoder for fine-tuning in {run_dir}/final (heads removed); logs in {run_dir}/log.jsonl")
     print(final_line(run_dir))
     summary = read_summary(run_dir) or {}
@@ -56,11 +41,13 @@ def run(args) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "pretrain", help="pretrain an encoder with the wav2vec 2.0 objective and SEW's MLP heads",
-        description="Contrastive pretraining (wav2vec 2.0 objective, SEW's MLP heads) on one CPU, one GPU or "
-                    "'accelerate launch' across GPUs and machines. A run directory holds log.jsonl, TensorBoard "
-                    "files, checkpoints/ (exact resume), final/ and best/ (encoders for fine-tuning) and "
-                    "rejected.tsv. Rerunning the same command continues from the latest checkpoint.")
+        "pretrain", help="self-supervised pretraining of an encoder (BEST-RQ, or wav2vec 2.0's contrastive objective)",
+        description="Self-supervised pretraining on one CPU, one GPU or 'accelerate launch' across GPUs and "
+                    "machines: BEST-RQ's fixed random-projection targets (the quick preset) or the wav2vec 2.0 "
+                    "contrastive objective with SEW's MLP heads (quick-contrastive and the official sizes). A run "
+                    "directory holds log.jsonl, TensorBoard files, checkpoints/ (exact resume), final/ and best/ "
+                    "(encoders for fine-tuning) and rejected.tsv. Rerunning the same command continues from the "
+                    "latest checkpoint; SIGTERM / SIGUSR1 save one and exit 75 (docs/long-runs.md).")
     p.add_argument("--preset", default="quick",
                    help="recipe name in configs/pretrain/ or a YAML path (default: quick, BEST-RQ for 10 minutes on a CPU; "
                         "quick-contrastive: the wav2vec 2.0 objective; the official sizes' presets are contrastive)")
@@ -77,6 +64,5 @@ def add_parser(sub) -> None:
     p.add_argument("--save-every", type=int, default=None,
                    help="updates between checkpoints, 0 for the end only (default: the recipe's)")
     p.add_argument("--keep-last", type=int, default=None, help="checkpoints kept (default: the recipe's)")
-    p.add_argument("--num-workers", type=int, default=None, help="data loading processes (default: the recipe's)")
     p.add_argument("--list", action="store_true", help="list the pretraining presets and exit")
     p.set_defaults(func=run)

@@ -8,7 +8,7 @@ import sys
 def run(args) -> int:
     from sew.asr.transcribe import transcribe_files
     from sew.asr.model import load_ctc_model
-    from sew.cli.eval import make_decoder_or_explain
+    from sew.asr.evaluate import make_decoder_or_explain
 
     model, vocab, device = load_ctc_model(args.model, args.vocab, args.device, args.backend, args.onnx_file)
     decoder = make_decoder_or_explain(vocab, args)
@@ -27,7 +27,7 @@ def run(args) -> int:
 
 
 def add_parser(sub) -> None:
-    from sew.cli.eval import add_decoder_options
+    from sew.cli.options import add_decoder_options, add_device
 
     p = sub.add_parser("transcribe", help="transcribe audio files with a CTC model",
                        description="Print 'FILE<TAB>transcript' per file. Long files are cut into overlapping chunks "
@@ -42,4 +42,5 @@ def add_parser(sub) -> None:
                    help="audio each chunk overlaps its neighbours by on each side (default: 5)")
     p.add_argument("--text-only", action="store_true", help="print only the transcripts, one per line")
     add_decoder_options(p)
+    add_device(p)
     p.set_defaults(func=run)

@@ -45,7 +45,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sew.checkpoint import save_model
-from sew.classify.logmel import mel_filters
+from sew.data.mel import mel_filters
 from sew.models.encoder import SpeechEncoder
 from sew.pretrain.config import ObjectiveConfig
 from sew.pretrain.objective import PretrainingConfig, PretrainOutput, masked_context, time_varying_share

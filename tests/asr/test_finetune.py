@@ -138,7 +138,7 @@ def test_a_corpus_without_dev_validates_on_a_held_out_part_of_train(tmp_path, ti
     assert (run / "best").is_dir() and (run / "eval-test" / "metrics.json").is_file()
 
     # The training data never includes a held-out utterance, and the same seed holds out the same ones.
-    from sew.asr.finetune import training_splits
+    from sew.train.splits import training_splits
     from sew.data.rejects import RejectLog
 
     recipe = load_recipe("quick")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from sew.cli import main
 from sew.files import DirectoryLock
 
