@@ -173,18 +173,18 @@ class Trainer(HealthHooks, SnapshotHooks, InterruptHooks, ValidationHooks):
         cfg, acc, state = self.cfg, self.acc, self.state
         self.model.train()
         generator = update_generator(cfg.seed, state.update, acc.process_index)
-        # An update is the micro-batches the loop collected (fewer at an epoch's end): accumulate over
-        # exactly those, gradients synchronised on the last one.
-        acc.gradient_accumulation_steps, acc.step = len(micro), 0
+        # An update is the micro-batches the loop collected (fewer at an epoch's end): their gradients are
+        # summed, and synchronised across processes on the last one only.
         sums: dict[str, float] = defaultdict(float)
         values, count, finite, audio = {}, 0.0, True, 0.0
         for i, batch in enumerate(micro):
             batch = batch.to(acc.device, non_blocking=True)
             audio += float(batch.lengths.sum()) / 16000.0
-            with acc.accumulate(self.model), acc.autocast():
+            last = i == len(micro) - 1
+            with contextlib.nullcontext() if last else acc.no_sync(self.model), acc.autocast():
                 out = self.task.loss(self.model, batch, state.update, i, generator)
                 finite &= bool(torch.isfinite(out.loss.detach()))
-                acc.backward(out.loss)  # accelerate divides by the number of micro-batches
+                acc.backward(out.loss / len(micro))
             count += float(out.count)
             sums["loss"] += float(out.loss.detach())
             for k, v in out.sums.items():

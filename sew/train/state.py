@@ -62,9 +62,12 @@ class TrainingState:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainingState":
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def from_dict(cls, data: dict[str, Any], source: str = "trainer state") -> "TrainingState":
+        """Through the config loader: an unknown field is an error naming it, not dropped. ``world_size``,
+        saved beside the state, is the caller's to check."""
+        from sew.config import from_mapping
+
+        return from_mapping(cls, {k: v for k, v in data.items() if k != "world_size"}, source)
 
 
 # -- nested state dicts <-> (tensors, JSON) ---------------------------------------------------
@@ -294,4 +297,4 @@ def load_checkpoint(path: str | Path, *, model, optimizer=None, scaler=None, ran
     if (path / f"rng_{rank}.json").is_file():
         set_rng_state(load_state_dict(path, f"rng_{rank}"))
     sampler = json.loads((path / "sampler.json").read_text()) if (path / "sampler.json").is_file() else None
-    return TrainingState.from_dict(meta), sampler
+    return TrainingState.from_dict(meta, str(path / TRAINER_STATE)), sampler

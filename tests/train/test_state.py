@@ -99,3 +99,18 @@ def test_replacing_a_checkpoint_never_leaves_none(tmp_path, make_model, monkeypa
     from sew.train.state import checkpoint_to_resume
 
     assert checkpoint_to_resume(tmp_path, None, is_main=True).name == "update_00000005"
+
+
+def test_a_trainer_state_with_an_unknown_field_is_an_error_naming_it(tmp_path, make_model):
+    import pytest
+
+    from sew.config import ConfigError
+
+    model = make_model()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    path = save_checkpoint(tmp_path, model=model, optimizer=opt, state=TrainingState(update=2))
+    meta = json.loads((path / "trainer_state.json").read_text())
+    assert load_checkpoint(path, model=model, optimizer=opt)[0].update == 2
+    (path / "trainer_state.json").write_text(json.dumps({**meta, "updtae": 7}))
+    with pytest.raises(ConfigError, match=r"trainer_state.json: unknown fields updtae"):
+        load_checkpoint(path, model=model)
