@@ -40,10 +40,26 @@ def save_model(model, path: str | Path, **extra: Any) -> None:
     write_json(path / CONFIG_NAME, {**meta, **extra})
 
 
+def read_model_json(directory: str | Path, name: str = CONFIG_NAME) -> dict:
+    """The JSON object of a model directory (``sew_config.json`` unless ``name``): the one reader of every
+    model directory's metadata (models, pretraining checkpoints, classifiers, the log-mel baseline), with
+    one error naming the file when it is missing or not a JSON object."""
+    path = Path(directory) / name
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{directory}: no {name}; pass a model directory (or RUN/checkpoints/update_NNNNNNNN)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not a readable JSON file ({err})") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
 def load_sew_directory(directory: Path):
     """A ``SpeechEncoder`` from our own format, or a ``SequenceClassifier`` when it has a "classifier" section."""
     source = str(directory / CONFIG_NAME)
-    meta = json.loads((directory / CONFIG_NAME).read_text())
+    meta = read_model_json(directory)
     if "model" not in meta:
         raise ValueError(f"{source}: no 'model' section; is this a sew model directory?")
     config = EncoderConfig.from_dict(meta["model"], source)

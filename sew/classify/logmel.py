@@ -76,13 +76,12 @@ def save_logmel(model: LogMelClassifier, directory: str | Path, **meta) -> None:
 
 def load_logmel(directory: str | Path) -> LogMelClassifier:
     """A baseline written by ``save_logmel``."""
-    import json
-
+    from sew.checkpoint import read_model_json
     from sew.config import from_mapping
     from sew.files import load_checked, read_state_dict
 
     directory = Path(directory)
-    meta = json.loads((directory / CONFIG_NAME).read_text())
+    meta = read_model_json(directory, CONFIG_NAME)
     model = LogMelClassifier(from_mapping(LogMelConfig, meta["logmel"], str(directory / CONFIG_NAME)))
     load_checked(model, read_state_dict(directory / "model.safetensors"), str(directory / "model.safetensors"))
     return model

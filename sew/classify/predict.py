@@ -40,16 +40,15 @@ def load_classifier(model_dir, device: str | None = None):
 
 def is_classifier(model_dir) -> bool:
     """Whether ``model_dir`` holds a classification model (read from its config, weights untouched)."""
-    import json
-
+    from sew.checkpoint import CONFIG_NAME, read_model_json
     from sew.hub import resolve_model_dir
 
     directory = resolve_model_dir(model_dir)
-    ours, theirs = directory / "sew_config.json", directory / "config.json"
-    if ours.is_file():
-        return "classifier" in json.loads(ours.read_text())
-    if theirs.is_file():
-        return any("ForSequenceClassification" in a for a in json.loads(theirs.read_text()).get("architectures") or [])
+    if (directory / CONFIG_NAME).is_file():
+        return "classifier" in read_model_json(directory)
+    if (directory / "config.json").is_file():
+        return any("ForSequenceClassification" in a for a in read_model_json(directory, "config.json").get(
+            "architectures") or [])
     return False
 
 

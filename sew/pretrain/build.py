@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from torch import nn
 
-from sew.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+from sew.checkpoint import CONFIG_NAME, WEIGHTS_NAME, read_model_json
 from sew.files import load_checked, read_state_dict
 from sew.models.encoder import SpeechEncoder
 from sew.pretrain.bestrq import BestRQModel
@@ -27,10 +26,7 @@ def load_pretraining_model(path: str | Path) -> nn.Module:
     """The whole pretraining model (heads, and BEST-RQ's frozen quantiser, included) from a training
     checkpoint directory: a ``PretrainingModel`` or a ``BestRQModel`` as its ``objective.kind`` says."""
     directory = Path(path)
-    meta_path = directory / CONFIG_NAME
-    if not meta_path.is_file():
-        raise ValueError(f"{directory}: no {CONFIG_NAME}; pass a checkpoint directory RUN/checkpoints/update_NNNNNNNN")
-    config = PretrainingConfig.from_dict(json.loads(meta_path.read_text()).get("model", {}), str(meta_path))
+    config = PretrainingConfig.from_dict(read_model_json(directory).get("model", {}), str(directory / CONFIG_NAME))
     model = make_pretraining_model(SpeechEncoder(config.encoder), config.objective)
     load_checked(model, read_state_dict(directory / WEIGHTS_NAME), str(directory / WEIGHTS_NAME))
     return model
