@@ -338,3 +338,45 @@ def run_low_resource(profile: LowResourceProfile, out_root="results", *, resume=
         print(f"{len(failures)} part(s) failed, recorded under 'failures' in results.json: "
               + "; ".join(f"{r['model']} {r['phase']}" for r in failures.records), file=sys.stderr)
     return out, results
+
+
+def split_list(values: list[str] | None) -> list[str] | None:
+    """``--models a,b c`` -> ``["a", "b", "c"]``: commas and spaces both separate."""
+    return None if values is None else [v for value in values for v in value.split(",") if v.strip()]
+
+
+def run_from_args(args, device: str) -> dict:
+    """``sew bench --profile low-resource``: the profile with the command line's changes, run; its results."""
+    foreign = [flag for flag, given in (("--max-minutes", args.max_minutes is not None),
+                                        ("--repeats", args.repeats != 1), ("--variants", args.variants is not None),
+                                        ("--speed-utterances", args.speed_utterances is not None),
+                                        ("--tasks", args.tasks is not None), ("--modes", args.modes is not None),
+                                        ("--lm", args.lm is not None), ("--no-reference", args.no_reference)) if given]
+    if foreign:
+        raise ValueError(f"{', '.join(foreign)}: not options of --profile low-resource; its budgets are "
+                         "--pretrain-minutes and --finetune-minutes, its runs --models, --seeds and --pretrain-preset")
+    if args.data is not None and (args.pool_minutes is not None or args.clean):
+        raise ValueError("--pool-minutes and --clean shape the built-in pool; with --data the pool is the corpus's "
+                         "train split: drop them, or drop --data")
+    profile = LowResourceProfile(realistic=not args.clean, smoke=args.smoke,
+                                 data=str(Path(args.data).resolve()) if args.data is not None else None,
+                                 pretrain_overrides=list(args.pretrain_set), finetune_overrides=list(args.finetune_set))
+    if args.models is not None:
+        profile.models = split_list(args.models)
+    if args.seeds is not None:
+        try:
+            profile.seeds = [int(s) for s in split_list(args.seeds)]
+        except ValueError:
+            raise ValueError(f"--seeds: expected whole numbers such as 0,1; got {' '.join(args.seeds)}") from None
+    if args.pretrain_presets is not None:
+        profile.pretrain_presets = split_list(args.pretrain_presets)
+    for option, name in (("pretrain_minutes", "pretrain_minutes"), ("finetune_minutes", "finetune_minutes"),
+                         ("max_update", "finetune_max_update"), ("labeled_minutes", "labeled_minutes"),
+                         ("pool_minutes", "pool_minutes")):
+        if getattr(args, option) is not None:
+            setattr(profile, name, getattr(args, option))
+    print(f"sew bench: profile low-resource ({profile.notes}); models {', '.join(profile.models)}; seeds "
+          f"{', '.join(map(str, profile.seeds))}; pretraining {', '.join(profile.pretrain_presets)} for "
+          f"{profile.pretrain_minutes:g} min; fine-tuning {profile.finetune_minutes:g} min (the reference)", flush=True)
+    _, results = run_low_resource(profile, args.out, resume=args.resume, device=device, progress=not args.no_progress)
+    return results

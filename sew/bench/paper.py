@@ -203,3 +203,17 @@ def run_paper(run: PaperRun, data: str | Path | None, out_root: str | Path = "re
     if failures:
         print(f"{len(failures)} part(s) failed, recorded under 'failures' in results.json", file=sys.stderr)
     return out, results
+
+
+def run_from_args(args, device: str) -> dict:
+    """``sew bench --profile paper``: the paper's Figure 1 from the released checkpoints; its results."""
+    run = PaperRun(lm=args.lm, finetune_minutes=args.finetune_minutes, reference=not args.no_reference)
+    if args.models:
+        run.models = list(args.models)
+    if args.speed_utterances is not None:
+        run.speed_utterances = args.speed_utterances
+    print(f"sew bench: profile paper (released LibriSpeech-100h checkpoints on {args.data}); "
+          f"models {', '.join(run.models)}", flush=True)
+    _, results = run_paper(run, args.data, args.out, seed=args.seed, device=device, progress=not args.no_progress,
+                           resume=args.resume)
+    return results

@@ -139,9 +139,13 @@ def run_main(args) -> int:
     if only and args.profile != "low-resource":
         raise ValueError(f"{', '.join(only)}: options of --profile low-resource only")
     if args.profile == "paper":
-        results = run_paper_profile(args, device)
+        from sew.bench.paper import run_from_args
+
+        results = run_from_args(args, device)
     elif args.profile == "low-resource":
-        results = run_low_resource_profile(args, device)
+        from sew.bench.low_resource import run_from_args
+
+        results = run_from_args(args, device)
     elif args.profile == "downstream":
         from sew.bench.downstream import run_from_args
 
@@ -182,68 +186,6 @@ LOW_RESOURCE_ONLY = {"seeds": "--seeds", "pretrain_presets": "--pretrain-preset"
                      "labeled_minutes": "--labeled-minutes", "pool_minutes": "--pool-minutes", "clean": "--clean",
                      "smoke": "--smoke", "pretrain_set": "--pretrain-set",
                      "finetune_set": "--finetune-set"}
-
-
-def split_list(values: list[str] | None) -> list[str] | None:
-    """``--models a,b c`` -> ``["a", "b", "c"]``: commas and spaces both separate."""
-    return None if values is None else [v for value in values for v in value.split(",") if v.strip()]
-
-
-def run_low_resource_profile(args, device: str) -> dict:
-    """Pretraining against fine-tuning from scratch at small scale (``sew.bench.low_resource``)."""
-    from pathlib import Path
-
-    from sew.bench.low_resource import LowResourceProfile, run_low_resource
-
-    foreign = [flag for flag, given in (("--max-minutes", args.max_minutes is not None),
-                                        ("--repeats", args.repeats != 1), ("--variants", args.variants is not None),
-                                        ("--speed-utterances", args.speed_utterances is not None),
-                                        ("--tasks", args.tasks is not None), ("--modes", args.modes is not None),
-                                        ("--lm", args.lm is not None), ("--no-reference", args.no_reference)) if given]
-    if foreign:
-        raise ValueError(f"{', '.join(foreign)}: not options of --profile low-resource; its budgets are "
-                         "--pretrain-minutes and --finetune-minutes, its runs --models, --seeds and --pretrain-preset")
-    if args.data is not None and (args.pool_minutes is not None or args.clean):
-        raise ValueError("--pool-minutes and --clean shape the built-in pool; with --data the pool is the corpus's "
-                         "train split: drop them, or drop --data")
-    profile = LowResourceProfile(realistic=not args.clean, smoke=args.smoke,
-                                 data=str(Path(args.data).resolve()) if args.data is not None else None,
-                                 pretrain_overrides=list(args.pretrain_set), finetune_overrides=list(args.finetune_set))
-    if args.models is not None:
-        profile.models = split_list(args.models)
-    if args.seeds is not None:
-        try:
-            profile.seeds = [int(s) for s in split_list(args.seeds)]
-        except ValueError:
-            raise ValueError(f"--seeds: expected whole numbers such as 0,1; got {' '.join(args.seeds)}") from None
-    if args.pretrain_presets is not None:
-        profile.pretrain_presets = split_list(args.pretrain_presets)
-    for option, name in (("pretrain_minutes", "pretrain_minutes"), ("finetune_minutes", "finetune_minutes"),
-                         ("max_update", "finetune_max_update"), ("labeled_minutes", "labeled_minutes"),
-                         ("pool_minutes", "pool_minutes")):
-        if getattr(args, option) is not None:
-            setattr(profile, name, getattr(args, option))
-    print(f"sew bench: profile low-resource ({profile.notes}); models {', '.join(profile.models)}; seeds "
-          f"{', '.join(map(str, profile.seeds))}; pretraining {', '.join(profile.pretrain_presets)} for "
-          f"{profile.pretrain_minutes:g} min; fine-tuning {profile.finetune_minutes:g} min (the reference)", flush=True)
-    _, results = run_low_resource(profile, args.out, resume=args.resume, device=device, progress=not args.no_progress)
-    return results
-
-
-def run_paper_profile(args, device: str) -> dict:
-    """The paper's Figure 1 from the released checkpoints (``sew.bench.paper``)."""
-    from sew.bench.paper import PaperRun, run_paper
-
-    run = PaperRun(lm=args.lm, finetune_minutes=args.finetune_minutes, reference=not args.no_reference)
-    if args.models:
-        run.models = list(args.models)
-    if args.speed_utterances is not None:
-        run.speed_utterances = args.speed_utterances
-    print(f"sew bench: profile paper (released LibriSpeech-100h checkpoints on {args.data}); "
-          f"models {', '.join(run.models)}", flush=True)
-    _, results = run_paper(run, args.data, args.out, seed=args.seed, device=device, progress=not args.no_progress,
-                           resume=args.resume)
-    return results
 
 
 def run_wer(args) -> int:
