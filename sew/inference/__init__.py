@@ -4,8 +4,9 @@
     with torch.inference_mode():
         out = fast(waveforms, lengths)      # the reference's outputs (1e-5), faster
 
-The reference modules of ``sew.models`` have one forward each, the math that training, CUDA,
-``torch.compile`` and ONNX export run. For eager CPU inference this converter swaps in:
+The reference modules of ``sew.models`` hold the math that training, CUDA, ``torch.compile`` and ONNX
+export run (with a per-utterance CPU kernel and a batched one, ``sew.models.kernels``). For eager CPU
+inference this converter swaps in:
 
 * ``PackedLinear`` for every ``nn.Linear``: oneDNN products on a weight packed once, where
   ``sew.cpu`` says oneDNN is the faster kernel for the dtype (``F.linear`` elsewhere);
