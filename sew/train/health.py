@@ -107,9 +107,15 @@ class HealthMonitor:
             found = [f for f in found if f is not None]
         else:
             return []
-        new = [f for f in found if not self.said(f.symptom)]
+        new = [f for f in found if not self.said(f.symptom) and not self._just_cleared(f.symptom, f.update)]
         self.findings += new
         return new + self._recoveries()
+
+    def _just_cleared(self, symptom: str, update: int) -> bool:
+        """Hysteresis in time: a symptom withdrawn less than a window ago is not said again yet, so a
+        statistic hovering at a threshold gives one episode, not one every logged update."""
+        return any(f.symptom == symptom and f.recovered is not None and update - f.recovered < WINDOW
+                   for f in self.findings)
 
     def replay(self, records: Iterable[dict]) -> list[Finding]:
         """Observe every record in order (``sew pretrain --check``, or rebuilding after a resume)."""
@@ -127,16 +133,18 @@ class HealthMonitor:
         """The standing findings whose statistic is now well clear of their threshold, marked recovered."""
         out = []
         for f in self.findings:
-            now = self._cleared(f.symptom) if f.recovered is None and self.train else None
+            # Never withdrawn at the update it was said: it must clear on what came after it.
+            later = bool(self.train) and self.train[-1]["update"] > f.update
+            now = self._cleared(f) if f.recovered is None and later else None
             if now is not None:
                 f.recovered = update = self.train[-1]["update"]
                 f.recovery = f"recovered from {f.symptom} (said at update {f.update}): {now} at update {update}"
                 out.append(f)
         return out
 
-    def _cleared(self, symptom: str) -> str | None:
-        """What shows ``symptom`` is gone, over the last window (None: it is not)."""
-        t = self.t
+    def _cleared(self, finding: Finding) -> str | None:
+        """What shows ``finding``'s symptom is gone, over the last window (None: it is not)."""
+        t, symptom = self.t, finding.symptom
         if symptom == "not-learning":
             loss, chance = self._window("contrastive"), self._window("chance")
             if loss is not None and chance and loss < t.recovered_chance_ratio * chance:
@@ -154,9 +162,13 @@ class HealthMonitor:
                 return ", ".join(f"{name} perplexity {v:.1f}" for name, v in (("probability", prob), ("code", code))
                                  if v is not None)
         elif symptom == "blank-plateau":
-            empty = self._window("empty")
-            if empty is None and self.valid and _number(self.valid[-1].get("empty")):
-                empty = self.valid[-1]["empty"]
+            # Cleared on what said it: a later dev validation, or the training batches' window. (Dev said
+            # empty and the training batches not: mixing the two said and withdrew it at every record.)
+            if finding.values.get("where") == "on dev":
+                later = [v for v in self.valid if v["update"] > finding.update and _number(v.get("empty"))]
+                empty = later[-1]["empty"] if later else None
+            else:
+                empty = self._window("empty")
             if empty is not None and empty < t.recovered_empty:
                 return f"{empty:.0%} of greedy hypotheses are empty"
         return None
@@ -278,7 +290,7 @@ class HealthMonitor:
                        f"of silence or room noise before and after the speech (sew data manifest CORPUS --out DIR "
                        f"--trim-silence 25 cuts them) and that the transcripts match the audio; a larger batch "
                        f"(--set train.max_tokens) helps less; docs/results.md, the blank plateau reproduced",
-                       {"loss": now, "loss_before": before, "empty": empty})
+                       {"loss": now, "loss_before": before, "empty": empty, "where": where})
 
     # -- both -------------------------------------------------------------------------------------
     def _divergence(self, record: dict) -> list[Finding | None]:

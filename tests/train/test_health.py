@@ -271,3 +271,25 @@ def test_a_ctc_run_on_the_blank_plateau_is_named(tmp_path, tiny_corpus, capsys):
     assert [r["symptom"] for r in found] == ["blank-plateau"] and found[0]["update"] == 300
     assert found[0]["empty"] == 1.0 and "blank-plateau at update 300" in out
     assert main(["finetune", "--check", str(run)]) == 1
+
+
+def test_a_plateau_said_on_dev_is_said_once_while_the_training_batches_talk():
+    # What a real corpus did: dev all empty at every validation, the training batches' hypotheses not
+    # (30-70% empty, around the recovery threshold), the loss flat. Said once, on dev; never withdrawn
+    # by the training batches (it flickered: said and withdrawn at every logged update).
+    flat = dict(loss=3.3, gnorm=1.0, empty=lambda u: 0.7 if u % 20 else 0.3)
+    train = records(60, **flat)
+    valid = [{"kind": "valid", "update": u, "empty": 1.0, "cer": 1.0} for u in range(100, 601, 100)]
+    stuck = HealthMonitor("ctc", warmup_updates=40)
+    events = stuck.replay(sorted(train + valid, key=lambda r: (r["update"], r["kind"] == "valid")))
+    assert [(f.symptom, f.update, f.recovered) for f in stuck.findings] == [("blank-plateau", 300, None)]
+    assert len(events) == 1 and "on dev" in events[0].message
+    # Dev clears on a later validation: withdrawn there, once; a statistic that then hovers at the
+    # threshold does not bring it back within a window.
+    cleared = valid[:3] + [{"kind": "valid", "update": 400, "empty": 0.2, "cer": 0.9},
+                           {"kind": "valid", "update": 420, "empty": 1.0, "cer": 1.0}]
+    monitor = HealthMonitor("ctc", warmup_updates=40)
+    monitor.replay(sorted(records(44, **flat) + cleared, key=lambda r: (r["update"], r["kind"] == "valid")))
+    said = [(f.symptom, f.update, f.recovered) for f in monitor.findings]
+    assert said[0] == ("blank-plateau", 300, 400) and all(f.update >= 450 for f in monitor.findings[1:])
+    assert summary_line(monitor.findings).count("blank-plateau") == len(monitor.findings) <= 2
