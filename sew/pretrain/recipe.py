@@ -23,6 +23,7 @@ class DataConfig:
 
     train_splits: list[str] = field(default_factory=lambda: ["train"])  # concatenated
     valid_split: str | None = "dev"  # None: no validation
+    holdout_fraction: float = 0.05  # a corpus without a dev split: this seeded share of train validates
     max_sample_size: int | None = 250_000  # random crop of longer utterances
     min_sample_size: int = 32_000  # shorter utterances are skipped (reported as too short)
     crop_to_shortest: bool = True  # fairseq: no padding, each batch cropped to its shortest utterance

@@ -16,14 +16,16 @@ from pathlib import Path
 import torch
 
 from sew.data import rejects
-from sew.data.corpus import read_corpus
+from sew.data.corpus import DEV_ALIASES, dev_split, hold_out, read_corpus
 from sew.data.dataset import SpeechDataset
+from sew.data.records import Corpus
 from sew.data.rejects import RejectLog
 from sew.pretrain.build import make_pretraining_model
 from sew.pretrain.recipe import PretrainRecipe
 from sew.pretrain.task import PretrainTask
 from sew.train.loop import Trainer, TrainingState
 from sew.train.run import run_training
+from sew.train.splits import HOLDOUT_FILE
 from sew.train.setup import make_accelerator
 
 
@@ -58,17 +60,22 @@ def read_split(root, splits: list[str], min_samples: int, log: RejectLog) -> lis
     return keep
 
 
-def build_datasets(recipe: PretrainRecipe, root, log: RejectLog) -> tuple[SpeechDataset, SpeechDataset | None]:
+def build_datasets(recipe: PretrainRecipe, root, log: RejectLog) -> tuple[SpeechDataset, SpeechDataset | None, list]:
+    """(train, validation or None, the held-out train utterances): validation is the named split or, when the
+    recipe asks for the dev split and the corpus has none, a seeded share of train, as fine-tuning does."""
     d, seed = recipe.data, recipe.train.seed
-    train = SpeechDataset(read_split(root, d.train_splits, d.min_sample_size, log), max_sample_size=d.max_sample_size,
-                          seed=seed, rejects_log=log)
+    utts, held = read_split(root, d.train_splits, d.min_sample_size, log), []
+    if d.valid_split in DEV_ALIASES and dev_split(root) is None:
+        kept, out = hold_out(Corpus(utts, "+".join(d.train_splits), str(root), ""), d.holdout_fraction, seed)
+        utts, held = kept.utterances, out.utterances
+    train = SpeechDataset(utts, max_sample_size=d.max_sample_size, seed=seed, rejects_log=log)
     if len(train) == 0:
         raise ValueError(f"{root}: no usable training utterance in split(s) {', '.join(d.train_splits)}")
     valid = None
     if d.valid_split:
-        utts = read_split(root, [d.valid_split], d.min_sample_size, log)
+        utts = held or read_split(root, [d.valid_split], d.min_sample_size, log)
         valid = SpeechDataset(utts, max_sample_size=d.max_sample_size, seed=seed, rejects_log=log) if utts else None
-    return train, valid
+    return train, valid, held
 
 
 def pretrain(recipe: PretrainRecipe, data=None, run_dir: str | Path = "runs/pretrain", *, resume=None,
@@ -89,20 +96,26 @@ def pretrain(recipe: PretrainRecipe, data=None, run_dir: str | Path = "runs/pret
     recipe = replace(recipe, train=replace(recipe.train, update_freq=recipe.update_freq(world)))
     log = RejectLog(strict=strict, warn=rank == 0)
     root = data if data is not None else default_corpus(progress=rank == 0)
-    train, valid = build_datasets(recipe, root, log)
+    train, valid, held = build_datasets(recipe, root, log)
     task = PretrainTask(recipe.objective, seed=recipe.train.seed, crop=recipe.data.crop_to_shortest,
                         valid_dataset=valid, valid_max_tokens=recipe.data.valid_max_tokens)
     trainer = Trainer(recipe.train, model, task, run_dir, accelerator=accelerator, progress=progress)
 
     def announce() -> None:
+        if held:
+            print(f"{root} has no dev split: validating on {len(held)} utterances held out of "
+                  f"{', '.join(recipe.data.train_splits)} ({recipe.data.holdout_fraction:.0%}, seed {recipe.train.seed}; "
+                  f"listed in {run_dir / HOLDOUT_FILE}, never trained on); --set data.valid_split=NAME or null to "
+                  "change", flush=True)
         enc = model.encoder.num_parameters()
         print(f"pretraining {recipe.model} ({enc / 1e6:.2f}M encoder + {(model_size(model) - enc) / 1e6:.2f}M heads) "
               f"on {len(train)} utterances ({sum(train.lengths) / 16000 / 3600:.2f} h after crops) from {root}; "
               f"{world} process(es) x update_freq {recipe.train.update_freq} x {recipe.train.max_tokens} samples",
               flush=True)
 
-    return run_training(trainer, train, recipe.to_dict(), root, log, resume=resume, change_recipe=change_recipe,
-                        announce=announce)
+    files = {HOLDOUT_FILE: "".join(f"{u.id}\n" for u in held)} if held else {}
+    return run_training(trainer, train, recipe.to_dict(), root, log, files=files, resume=resume,
+                        change_recipe=change_recipe, announce=announce)
 
 
 def model_size(model) -> int:

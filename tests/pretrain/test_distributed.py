@@ -52,7 +52,7 @@ def test_two_processes_first_update_equals_one_process_with_the_same_global_batc
     torch.manual_seed(recipe.train.seed)
     model = build_model(recipe).train()
     initial = {k: v.detach().clone() for k, v in model.named_parameters()}
-    train, _ = build_datasets(recipe, default_corpus(), RejectLog())
+    train, *_ = build_datasets(recipe, default_corpus(), RejectLog())
     batches = []
     for shard in range(2):
         sampler = train.sampler(max_tokens=recipe.train.max_tokens, seed=recipe.train.seed, num_shards=2,

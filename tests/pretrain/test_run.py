@@ -70,3 +70,26 @@ def test_bad_files_are_skipped_and_reported(tmp_path):
         assert name in rejected, name
     assert "good" not in rejected
     assert len(read_log(run)) == 8
+
+
+def test_a_corpus_without_a_dev_split_validates_on_a_seeded_holdout(tmp_path, capsys):
+    corpus = default_corpus()
+    lines = (corpus / "train.tsv").read_text().splitlines()
+    root = (corpus / lines[0]).resolve() if not Path(lines[0]).is_absolute() else Path(lines[0])
+    data = tmp_path / "data"
+    (data / "audio").mkdir(parents=True)
+    rows = []
+    for i, line in enumerate(lines[1:21]):
+        rel, n = line.split("\t")
+        sf.write(data / "audio" / f"u{i}.wav", *sf.read(root / rel, dtype="float32"))
+        rows.append(f"audio/u{i}.wav\t{n}")
+    (data / "train.tsv").write_text(str(data) + "\n" + "\n".join(rows) + "\n")  # no dev split
+    run = tmp_path / "run"
+    assert main(tiny_args(run, 3, "--data", str(data), "--set", "data.valid_split=dev")) == 0
+    out = capsys.readouterr().out
+    held = (run / "holdout.txt").read_text().split()
+    assert len(held) == 1 and "has no dev split: validating on 1 utterances held out of train (5%, seed" in out
+    assert read_log(run, "valid") and read_log(run, "valid")[-1]["update"] == 3
+    # The same corpus and seed hold out the same utterance.
+    assert main(tiny_args(tmp_path / "again", 3, "--data", str(data), "--set", "data.valid_split=dev")) == 0
+    assert (tmp_path / "again" / "holdout.txt").read_text().split() == held
