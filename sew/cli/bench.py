@@ -267,8 +267,8 @@ def add_parser(sub) -> None:
     p.add_argument("--variants", nargs="*", default=None, choices=VARIANTS,
                    help="also score the trained models through these backends (default: the profile's; quick: bf16 int8)")
     p.add_argument("--lm", default=None, metavar="4GRAM",
-                   help="paper profile: also decode with beam search and this KenLM model (.arpa / .bin; needs "
-                        "pyctcdecode and kenlm) (default: greedy only)")
+                   help="paper profile: also decode with beam search and this KenLM model (an ARPA file, whose "
+                        "words are the lexicon; needs the lm extra: pip install -e \".[lm]\") (default: greedy only)")
     p.add_argument("--finetune-minutes", type=float, default=None,
                    help="paper profile: first fine-tune the released pretrained checkpoints with the official 100h "
                         "recipe on --data's train-clean-100 for this long each (default: released fine-tuned ones "
