@@ -125,10 +125,8 @@ def inference_backend(model, backend: str, model_dir: str | Path | None = None, 
     from sew.inference import optimize_for_cpu
 
     model = model.eval()
-    on_cpu = all(p.device.type == "cpu" for p in model.parameters())
     if backend in ("torch", "bf16"):
-        chosen = model if backend == "torch" else copy.deepcopy(model).to(torch.bfloat16)
-        return optimize_for_cpu(chosen) if on_cpu else chosen
+        return optimize_for_cpu(model if backend == "torch" else copy.deepcopy(model).to(torch.bfloat16))
     if backend == "int8":
         return optimize_for_cpu(quantize_int8(model.cpu()))
     if backend == "onnx":

@@ -69,8 +69,7 @@ class CTCTask(TrainingTask):
             return None
         dataset, references = self.valid
         device = next(model.parameters()).device
-        if device.type == "cpu":  # the CPU inference modules, on the training model's own parameters
-            model = optimize_for_cpu(model)
+        model = optimize_for_cpu(model)  # on a CPU its inference modules, on the training model's own parameters
         result = evaluate(model, dataset, references, GreedyDecoder(self.vocab), max_tokens=self.valid_max_tokens,
                           device=device, rows=False)
         s = result.summary

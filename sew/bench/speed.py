@@ -221,7 +221,7 @@ def prepare(model, setup: SpeedSetup, convert: bool = True):
         if setup.device != "cpu":
             raise ValueError("--dtype int8 (dynamic quantisation) runs on the CPU only; use --device cpu")
         model = quantize_int8(model)
-    return optimize_for_cpu(model) if convert and setup.device == "cpu" else model
+    return optimize_for_cpu(model) if convert else model
 
 
 def measure(name: str, model, setup: SpeedSetup, reference: bool = True) -> list[SpeedRow]:

@@ -74,11 +74,9 @@ def extract_features(model, paths: Iterable[Path], out_dir: str | Path, *, layer
     chosen = parse_layers(layers, encoder.config.num_layers + 1)
     rows, names = [], set()
     rf = encoder.config.receptive_field
-    fast = encoder
-    if next(encoder.parameters()).device.type == "cpu":
-        from sew.inference import optimize_for_cpu
+    from sew.inference import optimize_for_cpu
 
-        fast = optimize_for_cpu(encoder)
+    fast = optimize_for_cpu(encoder)
     for path in paths:
         wave, _, problem = load_input(str(path), rf)
         if wave is None:

@@ -32,10 +32,7 @@ def load_classifier(model_dir, device: str | None = None):
                          f"{'a CTC model' if model.ctc_head is not None else 'an encoder'}); train one with "
                          f"sew finetune --task classify --model {model_dir}")
     device = resolve_device(device or "auto")
-    model = model.to(device).eval()
-    if device == "cpu":
-        model = sew.optimize_for_cpu(model)
-    return model, device
+    return sew.optimize_for_cpu(model.to(device)), device
 
 
 def is_classifier(model_dir) -> bool:

@@ -43,7 +43,10 @@ class ClassificationTask(TrainingTask):
     def validate(self, model) -> dict[str, float] | None:
         if self.valid is None:
             return None
+        from sew.inference import optimize_for_cpu
+
         device = next(model.parameters()).device
+        model = optimize_for_cpu(model)  # on a CPU its inference modules, as fine-tuning validates
         result = evaluate_classifier(model, self.valid, self.labels, max_tokens=self.valid_max_tokens, device=device)
         s = result.summary
         return {"error": 1.0 - s["accuracy"], "accuracy": s["accuracy"], "macro_f1": s["macro_f1"]}

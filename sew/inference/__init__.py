@@ -48,9 +48,11 @@ def rebuild(module: nn.Module, swap) -> nn.Module:
 
 
 def optimize_for_cpu(model: nn.Module) -> nn.Module:
-    """``model`` (a ``SpeechEncoder``, possibly with int8 linear layers) for CPU inference: see the module."""
+    """``model`` (a ``SpeechEncoder`` or classifier, possibly with int8 linear layers) for CPU inference: see
+    the module. A model with parameters off the CPU comes back as it is (in eval mode), so every caller
+    that serves inference converts the same way, whatever the device."""
     if any(p.device.type != "cpu" for p in model.parameters()):
-        raise ValueError("optimize_for_cpu takes a model on the CPU; for a GPU use the model as it is")
+        return model.eval()
     packs = capabilities().onednn
 
     def linear(m: nn.Module) -> nn.Module:

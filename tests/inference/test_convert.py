@@ -86,3 +86,14 @@ def test_int8_and_gpu_models():
     if torch.cuda.is_available():
         with pytest.raises(ValueError, match="on the CPU"):
             optimize_for_cpu(model.cuda())
+
+
+def test_off_the_cpu_the_conversion_is_a_no_op():
+    # Every caller that serves inference converts the same way, whatever the device (here the meta device
+    # stands for a GPU): the model comes back itself, in eval mode, its modules not swapped.
+    model = sew.build_model("sew-d-micro").to("meta").train()
+    assert optimize_for_cpu(model) is model and not model.training
+    assert isinstance(model.feature_extractor, nn.Module)
+    assert not isinstance(model.feature_extractor, ChannelsLastFeatureExtractor)
+    on_cpu = optimize_for_cpu(sew.build_model("sew-d-micro"))
+    assert isinstance(on_cpu.feature_extractor, ChannelsLastFeatureExtractor)
