@@ -85,3 +85,11 @@ def test_layers_only_point_down(layer, forbidden):
 def test_no_source_file_over_400_lines():
     long = {name: n for name, path in MODULES.items() if (n := len(path.read_text().splitlines())) > 400}
     assert not long, long
+
+
+def test_one_module_reads_the_tracers_state():
+    # The kernel seam (sew.models.kernels) decides per call which implementation runs; nothing else asks
+    # whether torch.compile, the ONNX exporter or torch.jit is recording.
+    readers = sorted(name for name, path in MODULES.items() if name != "sew.models.kernels"
+                     and any(probe in path.read_text() for probe in ("is_compiling", "is_in_onnx_export", "is_tracing")))
+    assert not readers, readers

@@ -15,7 +15,8 @@ from sew.models.config import EncoderConfig
 from sew.models.context import SqueezeContextNetwork, Wav2Vec2ContextNetwork, fit_frames
 from sew.models.disentangled import DisentangledAttention, DisentangledTransformer
 from sew.models.features import ConvFeatureExtractor
-from sew.models.lengths import compiling, lengths_to_mask
+from sew.models.kernels import compiling
+from sew.models.lengths import lengths_to_mask
 from sew.models.transformer import MultiHeadAttention, TransformerLayer, TransformerStack
 
 

@@ -7,11 +7,6 @@ from typing import Sequence
 import torch
 
 
-def compiling() -> bool:
-    """True while ``torch.compile`` / export traces the model: input checks that read values on the host are skipped then."""
-    return torch.compiler.is_compiling()
-
-
 def lengths_to_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
     """``[batch]`` valid lengths -> ``[batch, max_length]`` bool mask, True on valid positions."""
     positions = torch.arange(max_length, device=lengths.device)

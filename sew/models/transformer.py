@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sew.models.kernels import per_utterance
+from sew.models.kernels import exporting_onnx, per_utterance
 
 
 def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -26,7 +26,7 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.T
            dropout: float, scale: float | None = None) -> torch.Tensor:
     """``[batch, heads, T, d]`` attention: ``scaled_dot_product_attention``, or while exporting to ONNX
     the same math written out (what ONNX runs anyway; SDPA's decomposition trips the exporter)."""
-    if not torch.onnx.is_in_onnx_export():
+    if not exporting_onnx():
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout, scale=scale)
     scores = torch.matmul(q, k.transpose(-1, -2)) * (scale if scale is not None else q.shape[-1] ** -0.5)
     if attn_mask is not None:
