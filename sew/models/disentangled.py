@@ -117,6 +117,75 @@ def project_positions(proj: nn.Module, table: torch.Tensor, heads: int, scale: f
     return (proj(table) * scale).view(table.shape[0], heads, -1).transpose(0, 1)
 
 
+def row_blocks(length: int, min_block: int = 48, max_blocks: int = 4) -> list[tuple[int, int]]:
+    """Split ``range(length)`` into a few near-equal blocks (one when short)."""
+    n = max(1, min(max_blocks, length // min_block))
+    bounds = [round(i * length / n) for i in range(n + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+# SEW-D's position terms, written once for the reference attention and its CPU inference variant: ``attn`` is
+# either (anything with ``heads``, ``scale``, ``c2p``, ``p2c``, ``share_att_key``, ``position_dropout``,
+# ``training`` and the projections ``q_proj``, ``k_proj``, ``pos_q_proj``, ``pos_k_proj`` it uses).
+def position_keys(attn, table: torch.Tensor, which: str) -> torch.Tensor:
+    """Table rows through the projection of c2p (``which="k"``) or p2c (``"q"``): ``[heads, rows, d]``, scaled."""
+    table = F.dropout(table, attn.position_dropout, attn.training)
+    if which == "k":
+        proj = attn.k_proj if attn.share_att_key else attn.pos_k_proj
+    else:
+        proj = attn.q_proj if attn.share_att_key else attn.pos_q_proj
+    return project_positions(proj, table, attn.heads, attn.scale)
+
+
+def offset_keys(attn, table: torch.Tensor, by_offset: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Projected table rows, one per offset ``[heads, 2T-1, d]``: for c2p by offset j - i, for p2c reversed
+    (by i - j); ``None`` for a term the layer does not have."""
+    pos_k = position_keys(attn, table, "k")[:, by_offset] if attn.c2p else None
+    pos_q = position_keys(attn, table, "q")[:, by_offset.flip(0)] if attn.p2c else None
+    return pos_k, pos_q
+
+
+def position_bias(attn, q: torch.Tensor, k: torch.Tensor, pos_k: torch.Tensor | None, pos_q: torch.Tensor | None,
+                  by_blocks: bool = False) -> torch.Tensor:
+    """Scaled c2p + p2c scores ``[batch, heads, T, T]``; ``q``, ``k`` are ``[batch, T, heads * d]``, ``pos_k``,
+    ``pos_q`` the ``offset_keys`` for length T. With the offsets reversed, key j meets query i at column
+    i - j + T - 1, so the same views give p2c keys-by-queries, transposed. ``by_blocks`` (inference, no
+    autograd): written into fresh tensors by blocks of rows, each meeting only the offsets it uses."""
+    if not by_blocks:
+        c2p = offset_scores(q, pos_k, attn.heads) if attn.c2p else None
+        p2c = offset_scores(k, pos_q, attn.heads).transpose(-1, -2) if attn.p2c else None
+        if c2p is None or p2c is None:
+            return c2p if p2c is None else p2c
+        return c2p + p2c
+    b, t, _ = q.shape
+    blocks = row_blocks(t)
+    if attn.c2p:
+        bias = q.new_empty(b, attn.heads, t, t)
+        for start, end in blocks:
+            bias[:, :, start:end] = offset_scores(q, pos_k, attn.heads, start, end)
+    if attn.p2c:
+        by_key = q.new_empty(b, attn.heads, t, t)
+        for start, end in blocks:
+            by_key[:, :, start:end] = offset_scores(k, pos_q, attn.heads, start, end)
+        if not attn.c2p:
+            return by_key.transpose(-1, -2).contiguous()
+        bias.add_(by_key.transpose(-1, -2))
+    return bias
+
+
+def segment_bias(attn, table: torch.Tensor, by_offset: torch.Tensor, by_blocks: bool = False):
+    """The ``bias_fn`` of ``attend_segments`` (None without position terms): keys projected once for the
+    padded length, a segment of t frames meeting their middle 2t-1 offsets."""
+    if not (attn.c2p or attn.p2c):
+        return None
+    pos_k, pos_q = offset_keys(attn, table, by_offset)
+
+    def bias_fn(qs: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
+        t = qs.shape[1]
+        return position_bias(attn, qs, ks, middle_offsets(pos_k, t), middle_offsets(pos_q, t), by_blocks)
+    return bias_fn
+
+
 class DisentangledAttention(MultiHeadAttention):
     """Multi-head attention with c2p / p2c relative-position terms (``pos_att_type``)."""
 
@@ -135,48 +204,19 @@ class DisentangledAttention(MultiHeadAttention):
                 self.pos_q_proj = nn.Linear(dim, inner)
         self.position_dropout = position_dropout
 
-    def position_keys(self, table: torch.Tensor, which: str) -> torch.Tensor:
-        """Project table rows for c2p (``which="k"``) or p2c (``"q"``): ``[heads, rows, d]``, scaled."""
-        table = F.dropout(table, self.position_dropout, self.training)
-        if which == "k":
-            proj = self.k_proj if self.share_att_key else self.pos_k_proj
-        else:
-            proj = self.q_proj if self.share_att_key else self.pos_q_proj
-        return project_positions(proj, table, self.heads, self.scale)
-
-    def offset_keys(self, table: torch.Tensor, by_offset: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Projected table rows, one per offset ``[heads, 2T-1, d]``: for c2p by offset j - i, for p2c
-        reversed (by i - j); ``None`` for a term the layer does not have."""
-        pos_k = self.position_keys(table, "k")[:, by_offset] if self.c2p else None
-        pos_q = self.position_keys(table, "q")[:, by_offset.flip(0)] if self.p2c else None
-        return pos_k, pos_q
-
-    def position_bias(self, q: torch.Tensor, k: torch.Tensor, pos_k: torch.Tensor | None,
-                      pos_q: torch.Tensor | None) -> torch.Tensor:
-        """Scaled c2p + p2c scores ``[batch, heads, T, T]``; ``q``, ``k`` are ``[batch, T, heads * d]``,
-        ``pos_k``, ``pos_q`` the ``offset_keys`` for length T. With the offsets reversed, key j meets
-        query i at column i - j + T - 1, so the same views give p2c keys-by-queries, transposed."""
-        c2p = offset_scores(q, pos_k, self.heads) if self.c2p else None
-        p2c = offset_scores(k, pos_q, self.heads).transpose(-1, -2) if self.p2c else None
-        if c2p is None or p2c is None:
-            return c2p if p2c is None else p2c
-        return c2p + p2c
+    # The position terms (module functions, shared with the CPU inference variant) as methods.
+    position_keys = position_keys
+    offset_keys = offset_keys
+    position_bias = position_bias
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None, table: torch.Tensor | None = None,
                 by_offset: torch.Tensor | None = None, segments: list[tuple[int, int]] | None = None) -> torch.Tensor:
         """``x`` ``[batch, T, dim]`` with ``key_mask``, or packed ``[1, N, dim]`` with its ``segments``;
         ``table`` / ``by_offset`` from ``DisentangledTransformer.attention_inputs`` for the padded T."""
         q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
-        if segments is not None:  # a segment of t frames meets the middle 2t-1 offsets
-            bias_fn = None
-            if self.c2p or self.p2c:
-                pos_k, pos_q = self.offset_keys(table, by_offset)
-
-                def bias_fn(qs, ks):
-                    t = qs.shape[1]
-                    return self.position_bias(qs, ks, middle_offsets(pos_k, t), middle_offsets(pos_q, t))
+        if segments is not None:
             y = attend_segments(q, k, v, self.heads, segments, self.dropout if self.training else 0.0, self.scale,
-                                bias_fn)
+                                segment_bias(self, table, by_offset))
             return self.out_proj(y)
         attn_mask = None
         if self.c2p or self.p2c:

@@ -35,29 +35,41 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.T
 
 
 def attend_segments(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, segments: list[tuple[int, int]],
-                    dropout: float, scale: float | None = None, bias_fn=None) -> torch.Tensor:
+                    dropout: float, scale: float | None = None, bias_fn=None, in_place: bool = False) -> torch.Tensor:
     """Attention within each ``(start, end)`` segment of packed ``[1, N, heads * d]`` queries, keys and
     values (a segment is one utterance's valid frames, so no mask); ``bias_fn(q_seg, k_seg)`` gives
-    an additive ``[1, heads, t, t]`` bias. Returns ``[1, N, heads * d]``."""
+    an additive ``[1, heads, t, t]`` bias. Returns ``[1, N, heads * d]``.
+
+    ``in_place`` (inference only, no autograd): each bias, a fresh tensor, takes the scaled q.k scores
+    in place before softmax and one more product (on one utterance faster than SDPA with a bias), and
+    the segments are written into one preallocated output."""
+    y = torch.empty_like(v) if in_place else None
     outputs = []
     for start, end in segments:
-        qs, ks = q[:, start:end], k[:, start:end]
-        bias = None if bias_fn is None else bias_fn(qs, ks)
-        y = attend(split_heads(qs, heads), split_heads(ks, heads), split_heads(v[:, start:end], heads), bias,
-                   dropout, scale)
-        outputs.append(merge_heads(y))
-    return torch.cat(outputs, 1)
+        qs, ks, vs = (split_heads(z[:, start:end], heads) for z in (q, k, v))
+        bias = None if bias_fn is None else bias_fn(q[:, start:end], k[:, start:end])
+        if in_place and bias is not None:
+            scores = bias[0].baddbmm_(qs[0], ks[0].transpose(1, 2), alpha=qs.shape[-1] ** -0.5 if scale is None else scale)
+            out = torch.bmm(torch.softmax(scores, -1), vs[0])[None]
+        else:
+            out = attend(qs, ks, vs, bias, dropout, scale)
+        if in_place:
+            y[:, start:end].view(1, end - start, heads, -1).copy_(out.transpose(1, 2))
+        else:
+            outputs.append(merge_heads(out))
+    return y if in_place else torch.cat(outputs, 1)
 
 
-def pack_valid(x: torch.Tensor, key_mask: torch.Tensor):
-    """The valid frames of ``[batch, time, dim]`` as one ``[1, N, dim]`` sequence, each utterance's
-    ``(start, end)`` segment of it, and the inverse (``[1, N, dim]`` -> ``[batch, time, dim]``, padding zero)."""
+def packing(x: torch.Tensor, key_mask: torch.Tensor):
+    """How the valid frames of ``[batch, time, dim]`` (``x[key_mask][None]``) sit in one ``[1, N, dim]``
+    sequence: each utterance's ``(start, end)`` segment of it, and the inverse (``[1, N, dim]`` ->
+    ``[batch, time, dim]``, padding zero)."""
     ends = key_mask.sum(1).cumsum(0).tolist()
     segments = [(start, end) for start, end in zip([0] + ends[:-1], ends) if end > start]
 
     def unpack(packed: torch.Tensor) -> torch.Tensor:
         return packed.new_zeros(x.shape).index_put((key_mask,), packed[0])
-    return x[key_mask][None], segments, unpack
+    return segments, unpack
 
 
 class MultiHeadAttention(nn.Module):
@@ -147,24 +159,36 @@ class TransformerStack(nn.Module):
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None, return_states: bool = False):
         """``x`` ``[batch, time, dim]`` -> (output, the input and every layer's output when asked)."""
+        layerdrop = self.layerdrop if self.training else 0.0
         if key_mask is None or not per_utterance(x):
-            return self.run_layers(x, self.attention_inputs(x, key_mask), return_states)
-        packed, segments, unpack = pack_valid(x, key_mask)
+            return run_layers(self.layers, x, self.attention_inputs(x, key_mask), return_states, layerdrop)
         inputs = self.attention_inputs(x, None)  # SEW-D's positions for the padded length
-        y, states = self.run_layers(packed, {**inputs, "segments": segments}, return_states)
-        return unpack(y), None if states is None else [x] + [unpack(s) for s in states[1:]]
+        return run_packed(self.layers, x, key_mask, inputs, return_states, layerdrop)
 
-    def run_layers(self, x: torch.Tensor, inputs: dict, return_states: bool):
-        states = [x] if return_states else None
-        for layer in self.layers:
-            if self.training and self.layerdrop > 0:
-                drop = torch.rand((), device=x.device) < self.layerdrop
-                x = torch.where(drop, x, layer(x, **inputs))
-            else:
-                x = layer(x, **inputs)
-            if return_states:
-                states.append(x)
-        return x, states
+
+def run_layers(layers, x: torch.Tensor, inputs: dict, return_states: bool, layerdrop: float = 0.0):
+    """``layers`` in turn on ``x`` (each skipped with probability ``layerdrop``): (output, states or None)."""
+    states = [x] if return_states else None
+    for layer in layers:
+        if layerdrop > 0:
+            drop = torch.rand((), device=x.device) < layerdrop
+            x = torch.where(drop, x, layer(x, **inputs))
+        else:
+            x = layer(x, **inputs)
+        if return_states:
+            states.append(x)
+    return x, states
+
+
+def run_packed(layers, x: torch.Tensor, key_mask: torch.Tensor, inputs: dict, return_states: bool,
+               layerdrop: float = 0.0):
+    """``run_layers`` on the valid frames of a padded batch packed into one ``[1, N, dim]`` sequence, attention
+    within each utterance's segment; outputs (and states) unpacked, padding zero. The packed stack of
+    training and of the CPU inference variant."""
+    segments, unpack = packing(x, key_mask)
+    # The packed input is not bound here: the layers' loop frees each activation once the next exists.
+    y, states = run_layers(layers, x[key_mask][None], {**inputs, "segments": segments}, return_states, layerdrop)
+    return unpack(y), None if states is None else [x] + [unpack(s) for s in states[1:]]
 
 
 class PositionalConv(nn.Module):
