@@ -131,8 +131,8 @@ def run_downstream(profile: DownstreamProfile, out_root="results", *, seed: int 
         print("sew bench: the downstream profile runs on the CPU (the micro models' budget is CPU minutes)",
               file=sys.stderr)
     out = results_dir(out_root, resume)
-    store = PhaseStore(out, {"profile": vars(profile), "seed": seed})
     failures = FailureLog()
+    store = PhaseStore(out, {"profile": vars(profile), "seed": seed}, failures)
     pretrained = {}
     if "probe" in profile.modes:
         for name in profile.models:

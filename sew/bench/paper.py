@@ -129,8 +129,8 @@ def run_paper(run: PaperRun, data: str | Path | None, out_root: str | Path = "re
         raise ValueError(f"{data}: no split {', '.join(missing)} (found {', '.join(found)}); the paper profile "
                          "needs LibriSpeech's dev-other and test-other")
     out = results_dir(out_root, resume)
-    store = PhaseStore(out, {"run": vars(run), "data": str(data), "seed": seed, "device": device})
     failures = FailureLog()
+    store = PhaseStore(out, {"run": vars(run), "data": str(data), "seed": seed, "device": device}, failures)
     models = list(run.models)
     tuned = len(run.pretrained) if run.finetune_minutes else 0
     scored = len(models) + tuned

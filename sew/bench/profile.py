@@ -75,23 +75,20 @@ def run_profile(profile: Profile, out_root: str | Path = "results", *, seed: int
     from sew.bench.wer import summarize_repeats, train_and_score
 
     out = results_dir(out_root, resume)
-    store = PhaseStore(out, {"profile": vars(profile), "seed": seed, "repeats": repeats, "data": str(data),
-                             "device": device})
     train_s = profile.budget_minutes * 60 + 30 if profile.budget_minutes else None  # + the test-split decoding
     steps = Progress([None] * len(profile.models) + [train_s] * (len(profile.models) * repeats))
     setup = SpeedSetup(device=device, repeats=profile.speed_repeats, threads=torch.get_num_threads(),
                        lengths=utterance_lengths(profile.speed_utterances, seed))
     failures = FailureLog()
+    store = PhaseStore(out, {"profile": vars(profile), "seed": seed, "repeats": repeats, "data": str(data),
+                             "device": device}, failures)
+
     def time_models() -> dict:
         run = run_speed_suite(profile.models, setup, reference=profile.reference, failures=failures, step=steps.step,
                               log=lambda line: print(line, flush=True))
-        return {"speed": run.row_dicts(), "machine": run.machine, "baseline": run.baseline,
-                "failures": list(failures.records)}
+        return {"speed": run.row_dicts(), "machine": run.machine, "baseline": run.baseline}
 
-    resumed = "speed" in store.phases
     timed = store.run("speed", time_models)
-    if resumed:
-        failures.records.extend(timed["failures"])
     speed, wer = timed["speed"], []
     for name in profile.models:
         runs = []

@@ -83,13 +83,17 @@ def results_dir(root: str | Path = "results", resume: str | Path | None = None) 
 class PhaseStore:
     """What a benchmark has finished, phase by phase, in ``DIR/partial.json`` (rewritten atomically after
     each phase): a run killed or interrupted keeps every finished model, and ``--resume DIR`` runs only what
-    is left. ``settings`` are the run's options; a resume with other settings is refused, naming them."""
+    is left. ``settings`` are the run's options; a resume with other settings is refused, naming them. The
+    records a finished phase added to ``failures`` (a ``FailureLog``: a model that failed inside a phase
+    that finished) are kept with it and come back on resume."""
 
     FILE = "partial.json"
 
-    def __init__(self, directory: Path, settings: dict) -> None:
+    def __init__(self, directory: Path, settings: dict, failures=None) -> None:
         self.path, self.settings = Path(directory) / self.FILE, json.loads(json.dumps(settings, default=str))
+        self.failures = failures
         self.phases: dict = {}
+        self.phase_failures: dict = {}
         if self.path.is_file():
             saved = json.loads(self.path.read_text())
             changed = [k for k in self.settings.keys() | saved["settings"].keys()
@@ -97,18 +101,23 @@ class PhaseStore:
             if changed:
                 raise ValueError(f"--resume {directory}: made with other settings ({', '.join(sorted(changed))}); "
                                  "rerun with the options it was made with, or drop --resume")
-            self.phases = saved["phases"]
+            self.phases, self.phase_failures = saved["phases"], saved.get("failures", {})
             print(f"resuming {directory}: {len(self.phases)} finished phase(s) kept", flush=True)
 
     def run(self, key: str, compute):
         """The stored result of phase ``key``, or ``compute()``'s, stored when it is not None (a failed
         phase is tried again by the next resume)."""
         if key in self.phases:
+            if self.failures is not None:
+                self.failures.records.extend(self.phase_failures.get(key, []))
             return self.phases[key]
+        before = len(self.failures.records) if self.failures is not None else 0
         value = compute()
         if value is not None:
             self.phases[key] = value
-            write_json(self.path, {"settings": self.settings, "phases": self.phases})
+            if self.failures is not None and len(self.failures.records) > before:
+                self.phase_failures[key] = self.failures.records[before:]
+            write_json(self.path, {"settings": self.settings, "phases": self.phases, "failures": self.phase_failures})
         return value
 
 

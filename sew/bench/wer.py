@@ -124,7 +124,8 @@ def run_wer_command(args, device: str) -> int:
     out = results_dir(args.out, args.resume)
     settings = {k: getattr(args, k) for k in ("models", "preset", "max_minutes", "max_update", "seed", "repeats",
                                               "variants", "pretrain_minutes")}
-    store, failures, rows = PhaseStore(out, {**settings, "data": str(args.data), "device": device}), FailureLog(), []
+    failures, rows = FailureLog(), []
+    store = PhaseStore(out, {**settings, "data": str(args.data), "device": device}, failures)
     for name in args.models:
         runs = [store.run(f"{name} seed {args.seed + k}", lambda k=k: failures.attempt(
             name, f"fine-tuning and scoring, seed {args.seed + k}", lambda: train_and_score(

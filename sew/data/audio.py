@@ -67,9 +67,7 @@ def load_audio(source: str | Path | bytes, target_rate: int = SAMPLE_RATE, name:
             raise AudioError(label, rejects.EMPTY, "0 bytes")
     try:
         if not isinstance(handle, io.BytesIO):
-            _check_wav_size(source, label)
-            with open(handle, "rb"):  # the operating system's reason (permission, I/O), not libsndfile's
-                pass
+            _check_wav_size(source, label)  # opens the file: a permission or I/O error is the system's here
         with sf.SoundFile(handle) as f:
             rate, channels, declared = f.samplerate, f.channels, f.frames
             data = f.read(dtype="float32", always_2d=True)  # [T, C]
@@ -128,15 +126,11 @@ def header_num_samples(source: str | Path | bytes, target_rate: int = SAMPLE_RAT
     if not embedded and not Path(source).is_file():
         raise FileNotFoundError(f"{label}: audio file not found")
     try:
-        if not embedded:
-            with open(source, "rb"):  # the operating system's reason (permission, I/O), not libsndfile's
-                pass
         with sf.SoundFile(io.BytesIO(bytes(source)) if embedded else str(source)) as f:
             frames, rate = f.frames, f.samplerate
-    except OSError as err:
-        raise AudioError(label, rejects.UNREADABLE, err.strerror or str(err)) from None
     except (sf.LibsndfileError, RuntimeError) as err:
-        raise AudioError(label, rejects.UNREADABLE, str(err)) from None
+        # libsndfile says "System error" for a file it cannot open: ask the system why (only on failure).
+        raise AudioError(label, rejects.UNREADABLE, (not embedded and _os_reason(source)) or str(err)) from None
     return resampled_length(frames, rate, target_rate)
 
 
@@ -226,6 +220,16 @@ def _write_pcm16(path: str | Path, wave: np.ndarray, rate: int, file_format: str
     pcm = np.round(np.clip(wave, -1.0, 1.0) * 32767.0).astype(np.int16)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), pcm, rate, format=file_format, subtype="PCM_16")
+
+
+def _os_reason(path: str | Path) -> str | None:
+    """Why the system refuses to read ``path`` (permission, I/O), or None when it reads."""
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as err:
+        return err.strerror or str(err)
+    return None
 
 
 def _check_wav_size(path: str | Path, label: str) -> None:

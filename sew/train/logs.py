@@ -7,8 +7,8 @@ appends ``{"kind", "update", "time", **values}`` to ``RUN/log.jsonl`` (one JSON 
 ``valid`` metric, the train loss and the health monitor's statistics (accuracy, perplexities,
 time-varying share, empty hypotheses, gradient norm) against updates into ``RUN/curves.png``,
 with the monitor's findings marked.
-Only the main process logs (``enabled=False`` elsewhere), and it holds the run directory's lock
-(``sew.files.DirectoryLock``) until ``close()``: a second process on the same directory is refused.
+Only the main process logs (``enabled=False`` elsewhere); the run directory's lock
+(``sew.files.DirectoryLock``) is the trainer's, taken before anything in the directory is written.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sew.files import DirectoryLock, atomic_write
+from sew.files import atomic_write
 
 LOG_FILE = "log.jsonl"
 # Train statistics drawn besides the loss when a run logs them: the health monitor's inputs.
@@ -44,7 +44,13 @@ def read_log(run_dir: str | Path, kind: str | None = None) -> list[dict]:
     path = Path(run_dir) / LOG_FILE
     if not path.is_file():
         return []
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    records = _parse_log(path, path.read_text(encoding="utf-8", errors="replace"))
+    return [r for r in records if kind is None or r.get("kind") == kind]
+
+
+def _parse_log(path: Path, text: str) -> list[dict]:
+    """The records of a log's ``text`` (see ``read_log``)."""
+    lines = text.splitlines()
     last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
     records = []
     for i, line in enumerate(lines):
@@ -58,7 +64,7 @@ def read_log(run_dir: str | Path, kind: str | None = None) -> list[dict]:
                                  "end: remove that line, or the file to start the log afresh") from err
             print(f"warning: {path}:{i + 1}: dropped a torn last record (the run was killed while writing it): "
                   f"{line[:60]!r}", file=sys.stderr)
-    return [r for r in records if kind is None or r.get("kind") == kind]
+    return records
 
 
 def rewind_log(run_dir: str | Path, update: int) -> int:
@@ -70,7 +76,7 @@ def rewind_log(run_dir: str | Path, update: int) -> int:
     if not path.is_file():
         return 0
     raw = path.read_text(encoding="utf-8", errors="replace")
-    records = read_log(run_dir)
+    records = _parse_log(path, raw)
     keep = [r for r in records if int(r.get("update", 0)) <= update]
     text = "".join(json.dumps(r) + "\n" for r in keep)
     if text != raw:
@@ -100,15 +106,12 @@ class RunLogger:
     budget, or updates) and the time left at the rate so far."""
 
     def __init__(self, run_dir: str | Path, *, enabled: bool = True, tensorboard: bool = True, progress: bool = True,
-                 max_update: int = 0, max_minutes: float | None = None, update: int = 0, minutes: float = 0.0,
-                 lock: DirectoryLock | None = None) -> None:
+                 max_update: int = 0, max_minutes: float | None = None, update: int = 0, minutes: float = 0.0) -> None:
         self.run_dir, self.enabled = Path(run_dir), enabled
         self.max_update, self.max_minutes = max_update, max_minutes
         self.bar = self.writer = None
         if not enabled:
             return
-        self.own_lock = lock is None  # one writer per run directory: the run's lock, or one of its own
-        self.lock = DirectoryLock(self.run_dir) if lock is None else lock
         removed = rewind_log(self.run_dir, update)
         if removed:
             print(f"{self.run_dir / LOG_FILE}: removed {removed} record(s) past update {update}, the work since the "
@@ -178,8 +181,6 @@ class RunLogger:
         if self.writer is not None:
             self.writer.close()
         self.file.close()
-        if self.own_lock:
-            self.lock.release()
 
 
 def _fmt(value: Any) -> str:

@@ -98,7 +98,7 @@ class Trainer(HealthHooks, SnapshotHooks, InterruptHooks, ValidationHooks):
             self._resume(resume, sampler)                                        # load
             self.logger = RunLogger(self.run_dir, enabled=self.is_main, progress=self.show_progress,
                                     max_update=cfg.max_update, max_minutes=cfg.max_minutes, update=self.state.update,
-                                    minutes=self.state.elapsed_seconds / 60, lock=self.lock)
+                                    minutes=self.state.elapsed_seconds / 60)
             with preemption_signals() as signals:
                 self._train(dataset, sampler, loader, signals)
         finally:

@@ -77,7 +77,7 @@ class RunDirectory:
         budget = {k: v for k, v in changes.items() if k in BUDGET}
         refused = {k: v for k, v in changes.items() if k not in BUDGET and k not in FREE}
         if refused and not change_recipe:
-            listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in ((k, *v) for k, v in refused.items()))
+            listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in refused.items())
             raise ValueError(f"{self.path}: this run's checkpoints were made under another recipe ({listed}); "
                              "resuming would continue it under settings it was not started with. Give another "
                              "--run-dir for a new run, or pass --change-recipe to continue it under the new one")

@@ -189,8 +189,9 @@ def checkpoint_problem(directory: Path) -> str | None:
         path = directory / name
         if not path.is_file():
             return f"{name} is missing"
-        if path.stat().st_size != want["size"]:
-            return f"{name} has {path.stat().st_size} bytes, {want['size']} were written"
+        size = path.stat().st_size
+        if size != want["size"]:
+            return f"{name} has {size} bytes, {want['size']} were written"
         if sha256(path) != want["sha256"]:
             return f"{name} does not match its checksum"
     return None

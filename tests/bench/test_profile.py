@@ -175,3 +175,19 @@ def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path):
 
     first, second = results_dir(tmp_path), results_dir(tmp_path)
     assert first != second and first.is_dir() and second.is_dir()
+
+
+def test_a_resumed_phase_brings_back_the_failures_recorded_inside_it(tmp_path):
+    from sew.bench.failures import FailureLog
+    from sew.bench.report import PhaseStore
+
+    first = FailureLog()
+
+    def timing():  # one model of the phase failed, the phase finished
+        first.add("no-such-model", "speed", "not a preset")
+        return {"speed": [1]}
+
+    assert PhaseStore(tmp_path, {"a": 1}, first).run("speed", timing) == {"speed": [1]}
+    again = FailureLog()
+    assert PhaseStore(tmp_path, {"a": 1}, again).run("speed", lambda: pytest.fail("ran again")) == {"speed": [1]}
+    assert [(r["model"], r["error"]) for r in again.records] == [("no-such-model", "not a preset")]

@@ -44,18 +44,23 @@ def test_tiny_run_learns_and_logs_every_component(tmp_path):
     assert not any(k.startswith(("quantizer", "project_q", "final_proj")) for k in encoder.state_dict())
 
 
-def test_bad_files_are_skipped_and_reported(tmp_path):
+def copy_train_utterances(data: Path, count: int, stem: str) -> list[str]:
+    """The first ``count`` train utterances of the built-in corpus as ``data/audio/STEMi.wav``: their manifest rows."""
     corpus = default_corpus()
     lines = (corpus / "train.tsv").read_text().splitlines()
     root = (corpus / lines[0]).resolve() if not Path(lines[0]).is_absolute() else Path(lines[0])
-    data = tmp_path / "data"
     (data / "audio").mkdir(parents=True)
     rows = []
-    for i, line in enumerate(lines[1:13]):
+    for i, line in enumerate(lines[1:count + 1]):
         rel, n = line.split("\t")
-        wave, rate = sf.read(root / rel, dtype="float32")
-        sf.write(data / "audio" / f"good{i}.wav", wave, rate)
-        rows.append(f"audio/good{i}.wav\t{n}")
+        sf.write(data / "audio" / f"{stem}{i}.wav", *sf.read(root / rel, dtype="float32"))
+        rows.append(f"audio/{stem}{i}.wav\t{n}")
+    return rows
+
+
+def test_bad_files_are_skipped_and_reported(tmp_path):
+    data = tmp_path / "data"
+    rows = copy_train_utterances(data, 12, "good")
     (data / "audio" / "truncated.wav").write_bytes((data / "audio" / "good0.wav").read_bytes()[:3000])
     (data / "audio" / "noise.txt.wav").write_bytes(b"not audio at all" * 100)
     nan = np.full(20000, np.nan, dtype=np.float32)
@@ -73,16 +78,8 @@ def test_bad_files_are_skipped_and_reported(tmp_path):
 
 
 def test_a_corpus_without_a_dev_split_validates_on_a_seeded_holdout(tmp_path, capsys):
-    corpus = default_corpus()
-    lines = (corpus / "train.tsv").read_text().splitlines()
-    root = (corpus / lines[0]).resolve() if not Path(lines[0]).is_absolute() else Path(lines[0])
     data = tmp_path / "data"
-    (data / "audio").mkdir(parents=True)
-    rows = []
-    for i, line in enumerate(lines[1:21]):
-        rel, n = line.split("\t")
-        sf.write(data / "audio" / f"u{i}.wav", *sf.read(root / rel, dtype="float32"))
-        rows.append(f"audio/u{i}.wav\t{n}")
+    rows = copy_train_utterances(data, 20, "u")
     (data / "train.tsv").write_text(str(data) + "\n" + "\n".join(rows) + "\n")  # no dev split
     run = tmp_path / "run"
     assert main(tiny_args(run, 3, "--data", str(data), "--set", "data.valid_split=dev")) == 0
