@@ -74,8 +74,6 @@ class PackedTransformerStack(InferenceOnly, nn.Module):
         table = self.rel_norm(table) if self.rel_norm is not None else table
         return {"table": table, "by_offset": index.by_offset.to(table.device)}
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None, return_states: bool = False):
-        """As ``TransformerStack.forward`` (``key_mask`` a prefix mask from lengths, or None: all valid)."""
-        if key_mask is None:
-            key_mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor, return_states: bool = False):
+        """As ``TransformerStack.forward``, ``key_mask`` a prefix mask from lengths."""
         return run_packed(self.layers, x, key_mask, self.attention_inputs(x.shape[1]), return_states)

@@ -1,8 +1,9 @@
 """Context networks: SEW's squeeze (downsample, transformer at half rate, upsample) and wav2vec 2.0's.
 
 Both take projected features ``[batch, frames, dim]`` with valid ``lengths`` and return the
-context ``[batch, frames, dim]`` at the input frame rate, zero beyond each valid length.
-``lengths=None`` means nothing is padded: no mask is built and no masking pass is made.
+context ``[batch, frames, dim]`` at the input frame rate, zero beyond each valid length. The
+lengths always come with the features (full lengths when nothing is padded); every mask here is
+built from them by ``sew.models.lengths``.
 """
 
 from __future__ import annotations
@@ -69,25 +70,19 @@ class SqueezeContextNetwork(nn.Module):
         x = pooled + self.pos_conv(x)[..., : pooled.shape[-1]]
         return x.transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None, return_states: bool = False):
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, return_states: bool = False):
         frames = x.shape[1]
-        if lengths is not None:
-            x = x.masked_fill(~lengths_to_mask(lengths, frames)[..., None], 0.0)
+        x = x.masked_fill(~lengths_to_mask(lengths, frames)[..., None], 0.0)
         if frames < self.factor:  # less than one squeeze window: pad to one (fully masked) squeezed frame
             x = fit_frames(x, self.factor)
         x = self.squeeze(x)
-        if frames < self.factor and lengths is None:
-            lengths = torch.full((x.shape[0],), frames, device=x.device)
-        short = None if lengths is None else squeezed_lengths(lengths, self.factor)
+        short = squeezed_lengths(lengths, self.factor)
         if self.norm is not None:
             x = self.norm(x)
         x = self.dropout(x)
-        key_mask = None if short is None else attention_key_mask(short, x.shape[1])
-        x, states = self.transformer(x, key_mask, return_states)
+        x, states = self.transformer(x, attention_key_mask(short, x.shape[1]), return_states)
         y = fit_frames(self.upsample(x), frames)  # an odd last frame stays zero
-        if short is not None:
-            y = y.masked_fill(~lengths_to_mask(short * self.factor, frames)[..., None], 0.0)
-        return y, states
+        return y.masked_fill(~lengths_to_mask(short * self.factor, frames)[..., None], 0.0), states
 
 
 class Wav2Vec2ContextNetwork(nn.Module):
@@ -102,16 +97,14 @@ class Wav2Vec2ContextNetwork(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.transformer = transformer
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None, return_states: bool = False):
-        mask = None if lengths is None else lengths_to_mask(lengths, x.shape[1])
-        if mask is not None:
-            x = x.masked_fill(~mask[..., None], 0.0)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, return_states: bool = False):
+        mask = lengths_to_mask(lengths, x.shape[1])
+        x = x.masked_fill(~mask[..., None], 0.0)
         x = x + self.pos_conv(x.transpose(1, 2)).transpose(1, 2)
         if not self.norm_first:
             x = self.norm(x)
         x = self.dropout(x)
-        key_mask = None if lengths is None else attention_key_mask(lengths, x.shape[1])
-        x, states = self.transformer(x, key_mask, return_states)
+        x, states = self.transformer(x, attention_key_mask(lengths, x.shape[1]), return_states)
         if self.norm_first:  # pre-LN: the final norm is the output's; states[-1] stays the last layer's own
             x = self.norm(x)   # output, as transformers 5 returns it (and weights it in its classifiers)
-        return (x if mask is None else x.masked_fill(~mask[..., None], 0.0)), states
+        return x.masked_fill(~mask[..., None], 0.0), states

@@ -150,12 +150,6 @@ class SpeechEncoder(nn.Module):
                              f"field of {rf} samples ({rf / 16:.0f} ms at 16 kHz); drop or pad it")
         return lengths
 
-    @staticmethod
-    def fills_tensor(lengths: torch.Tensor, samples: int) -> bool:
-        """Whether every utterance fills the tensor, so no mask is needed anywhere (the fast path of
-        equal-length batches). Read on the host; while traced, lengths given count as padding."""
-        return not compiling() and bool((lengths == samples).all())
-
     def normalize(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Zero mean, unit variance per utterance over its valid samples; padding stays zero."""
         mask = lengths_to_mask(lengths, waveforms.shape[1]).to(waveforms.dtype)
@@ -164,16 +158,13 @@ class SpeechEncoder(nn.Module):
         var = (((waveforms - mean) * mask) ** 2).sum(1, keepdim=True) / count
         return (waveforms - mean) / torch.sqrt(var + 1e-7) * mask
 
-    def extract_features(self, waveforms: torch.Tensor, lengths: torch.Tensor, padded: bool = True):
-        """Conv features before the feature LayerNorm: ``[batch, frames, conv_dim]`` and frame lengths.
-
-        ``padded=False`` promises every utterance fills the tensor (no masking work is done).
-        """
+    def extract_features(self, waveforms: torch.Tensor, lengths: torch.Tensor):
+        """Conv features before the feature LayerNorm: ``[batch, frames, conv_dim]`` and frame lengths."""
         if self.config.normalize_waveform:  # statistics in float32 whatever the model's dtype
             waveforms = self.normalize(waveforms.float(), lengths)
         # A float32 waveform into a bfloat16 / float16 model: cast here rather than fail in the first conv.
         waveforms = waveforms.to(self.feature_extractor.layers[0].conv.weight.dtype)
-        features, frame_lengths = self.feature_extractor(waveforms, lengths if padded else None)
+        features, frame_lengths = self.feature_extractor(waveforms, lengths)
         return features.transpose(1, 2), frame_lengths
 
     def project_features(self, features: torch.Tensor) -> torch.Tensor:
@@ -194,14 +185,11 @@ class SpeechEncoder(nn.Module):
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None, *,
                 time_mask: torch.Tensor | None = None, channel_mask: torch.Tensor | None = None,
                 output_hidden_states: bool = False, upsample_hidden_states: bool = False) -> EncoderOutput:
-        given = lengths
         lengths = self.check_inputs(waveforms, lengths)
-        padded = given is not None and not self.fills_tensor(lengths, waveforms.shape[1])
-        features, frame_lengths = self.extract_features(waveforms, lengths, padded)
+        features, frame_lengths = self.extract_features(waveforms, lengths)
         x = self.feature_dropout(self.project_features(features))
         x = self.apply_masks(x, time_mask, channel_mask)
-        # Without padding no mask is needed anywhere (the fast path for equal-length batches).
-        y, states = self.context(x, frame_lengths if padded else None, output_hidden_states)
+        y, states = self.context(x, frame_lengths, output_hidden_states)
         if states is not None:
             states = tuple(self._upsample_state(s, y.shape[1]) if upsample_hidden_states else s for s in states)
         logits = self.ctc_head(y) if self.ctc_head is not None else None

@@ -44,9 +44,9 @@ def compact_conv_layers(width: int = 64, extra_1x1: int = 1) -> list[tuple[int, 
 class MaskedGroupNorm(nn.Module):
     """GroupNorm with one group per channel, statistics over each utterance's valid frames only.
 
-    On an unpadded batch (``lengths`` None) this is ``nn.GroupNorm(C, C)``; on a padded one the
-    mean and variance of each utterance and channel come from its valid frames alone, which is
-    what makes padded batches give the single-utterance result; padding stays zero. In float32.
+    ``nn.GroupNorm(C, C)`` whose mean and variance of each utterance and channel come from its valid
+    frames alone, which is what makes padded batches give the single-utterance result; padding stays
+    zero. In float32.
     """
 
     def __init__(self, channels: int, eps: float = 1e-5):
@@ -55,11 +55,9 @@ class MaskedGroupNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-        # x: [batch, channels, frames]; lengths [batch]: valid frames, or None when nothing is padded.
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        # x: [batch, channels, frames]; lengths [batch]: valid frames.
         dtype, x = x.dtype, x.float()
-        if lengths is None:
-            return F.group_norm(x, x.shape[1], self.weight.float(), self.bias.float(), self.eps).to(dtype)
         m = lengths_to_mask(lengths, x.shape[-1])[:, None, :].float()
         count = m.sum(-1, keepdim=True).clamp(min=1.0)
         mean = (x * m).sum(-1, keepdim=True) / count
@@ -78,6 +76,44 @@ def group_norm_channels_last(norm: MaskedGroupNorm, x: torch.Tensor) -> torch.Te
     return torch.addcmul(norm.bias.float() - mean * scale, xf, scale).to(x.dtype)
 
 
+class _OverlappingWindows(torch.autograd.Function):
+    """Overlapping windows as one strided copy (the fastest copy measured); the backward adds each of
+    the ``kernel`` frame offsets back in place (faster than the backward of unfold, as_strided or a
+    concatenation of strided slices)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+        x = x.contiguous()
+        frames, channels = (x.shape[0] - kernel) // stride + 1, x.shape[1]
+        ctx.geometry = (x.shape[0], channels, kernel, stride, frames)
+        return x.as_strided((frames, kernel * channels), (stride * channels, 1), x.storage_offset()).contiguous()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        samples, channels, kernel, stride, frames = ctx.geometry
+        grad = grad.view(frames, kernel, channels)
+        out = grad.new_zeros(samples, channels)
+        for j in range(kernel):
+            out[j: j + stride * (frames - 1) + 1: stride] += grad[:, j]
+        return out, None, None
+
+
+def window_matrix(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    """Channels-last frames ``[frames, in]`` -> conv windows ``[frames', kernel * in]``, row t holding frames
+    ``stride * t .. stride * t + kernel - 1`` one after another: a view when windows do not overlap
+    (``kernel == stride``, 1x1 convs included), else a copy."""
+    if kernel == stride:
+        frames = (x.shape[0] - kernel) // stride + 1
+        return x[: frames * stride].reshape(frames, -1)
+    return _OverlappingWindows.apply(x, kernel, stride)
+
+
+def conv_matrix(weight: torch.Tensor) -> torch.Tensor:
+    """Conv1d weight ``[out, in, kernel]`` as the ``[out, kernel * in]`` matrix that multiplies ``window_matrix``."""
+    return weight.permute(0, 2, 1).reshape(weight.shape[0], -1)
+
+
 class ConvLayer(nn.Module):
     """Conv1d -> optional norm (GroupNorm or channel LayerNorm) -> GELU."""
 
@@ -93,7 +129,8 @@ class ConvLayer(nn.Module):
         else:
             self.norm = None
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The batched kernel: ``[batch, in, frames]`` -> ``[batch, out, frames']``; ``lengths``: valid output frames."""
         x = self.conv(x)
         if self.norm_type == "group":
             x = self.norm(x, lengths)
@@ -101,13 +138,28 @@ class ConvLayer(nn.Module):
             x = self.norm(x.transpose(1, 2)).transpose(1, 2)
         return F.gelu(x)
 
-    def forward_frames(self, x: torch.Tensor) -> torch.Tensor:
-        """The same layer on one unpadded utterance, channels last: ``[frames, in]`` -> ``[frames', out]``."""
+    def forward_frames(self, x: torch.Tensor, product=None, block_rows: int | None = None) -> torch.Tensor:
+        """The same layer on one unpadded utterance, channels last: ``[frames, in]`` -> ``[frames', out]``.
+
+        Each output frame is one row of the window matrix (``window_matrix``) times the weight as a
+        ``[out, kernel * in]`` matrix (``conv_matrix``): ``product(windows)`` when given (the CPU
+        inference variant's packed weight), else ``F.linear``. ``block_rows`` (inference only: it
+        writes into one output) makes and multiplies that many rows of windows at a time, so the
+        copy of overlapping windows stays small."""
         weight, (stride,) = self.conv.weight, self.conv.stride
-        out_channels, in_channels, kernel = weight.shape
-        # unfold: [frames', in, kernel] windows, flattened in the weight's own (in, kernel) order
-        windows = x if kernel == 1 and stride == 1 else x.unfold(0, kernel, stride).reshape(-1, in_channels * kernel)
-        return self.finish_frames(F.linear(windows, weight.reshape(out_channels, -1), self.conv.bias))
+        out_channels, _, kernel = weight.shape
+        if product is None:
+            def product(windows):
+                return F.linear(windows, conv_matrix(weight), self.conv.bias)
+        frames = (x.shape[0] - kernel) // stride + 1
+        if block_rows is None or frames <= block_rows or kernel == stride:  # a view: nothing to bound
+            return self.finish_frames(product(window_matrix(x, kernel, stride)))
+        y = x.new_empty(frames, out_channels)
+        for start in range(0, frames, block_rows):
+            rows = min(block_rows, frames - start)
+            y[start: start + rows] = product(window_matrix(x[start * stride: (start + rows - 1) * stride + kernel],
+                                                           kernel, stride))
+        return self.finish_frames(y)
 
     def finish_frames(self, y: torch.Tensor) -> torch.Tensor:
         """Norm and GELU of one utterance's conv output, channels last ``[frames, out]``."""
@@ -118,12 +170,20 @@ class ConvLayer(nn.Module):
         return F.gelu(y)
 
 
-def utterance_frames(specs, waveforms: torch.Tensor, lengths: torch.Tensor | None):
-    """Sample lengths (full when None), valid frame lengths and the padded frame count of a batch."""
-    batch, samples = waveforms.shape
-    if lengths is None:
-        lengths = torch.full((batch,), samples, dtype=torch.long, device=waveforms.device)
-    return lengths, conv_output_lengths(lengths, specs), int(conv_output_lengths(torch.tensor(samples), specs))
+def utterance_features(specs, layers, waveforms: torch.Tensor, lengths: torch.Tensor, run_layer=None):
+    """The per-utterance CPU kernel of ``ConvFeatureExtractor``: each utterance's valid samples through
+    the layers channels last (``run_layer(i, layer, x)``, default ``layer.forward_frames(x)``), written
+    into a zero ``[batch, channels, frames]`` batch; returns it and the valid frame counts."""
+    frame_lengths = conv_output_lengths(lengths, specs)
+    frames = int(conv_output_lengths(torch.tensor(waveforms.shape[1]), specs))
+    out = waveforms.new_zeros(len(frame_lengths), frames, specs[-1][0])  # channels last
+    for i, (n, f) in enumerate(zip(lengths.tolist(), frame_lengths.tolist())):
+        if f > 0:
+            x = waveforms[i, :n, None]
+            for index, layer in enumerate(layers):
+                x = layer.forward_frames(x) if run_layer is None else run_layer(index, layer, x)
+            out[i, :f] = x
+    return out.transpose(1, 2), frame_lengths
 
 
 class ConvFeatureExtractor(nn.Module):
@@ -142,40 +202,25 @@ class ConvFeatureExtractor(nn.Module):
             blocks.append(ConvLayer(in_channels, channels, kernel, stride, layer_norm, bias))
             in_channels = channels
         self.layers = nn.ModuleList(blocks)
-        self.needs_mask = norm == "group"
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return conv_output_lengths(lengths, self.specs)
 
-    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None):
-        """``waveforms [batch, samples]``, ``lengths [batch]`` or None -> ``[batch, channels, frames]``, frame lengths."""
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor):
+        """``waveforms [batch, samples]``, valid ``lengths [batch]`` -> ``[batch, channels, frames]``, frame lengths."""
         if per_utterance(waveforms):
             return self.forward_utterances(waveforms, lengths)
         return self.forward_batched(waveforms, lengths)
 
-    def forward_utterances(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None):
+    def forward_utterances(self, waveforms: torch.Tensor, lengths: torch.Tensor):
         """The CPU kernel: each utterance's valid samples through ``ConvLayer.forward_frames``."""
-        lengths, frame_lengths, frames = utterance_frames(self.specs, waveforms, lengths)
-        outputs = []
-        for i, n in enumerate(lengths.tolist()):
-            x = waveforms[i, :n, None]
-            for layer in self.layers:
-                x = layer.forward_frames(x)
-            outputs.append(F.pad(x, (0, 0, 0, frames - x.shape[0])))
-        return torch.stack(outputs).transpose(1, 2), frame_lengths
+        return utterance_features(self.specs, self.layers, waveforms, lengths)
 
-    def forward_batched(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None):
-        """The batched kernel (GPUs, tracers): ``nn.Conv1d`` over the padded batch."""
+    def forward_batched(self, waveforms: torch.Tensor, lengths: torch.Tensor):
+        """The batched kernel (GPUs, tracers): ``nn.Conv1d`` over the padded batch. Valid frames only see
+        valid samples, so only the first layer's GroupNorm (statistics over time) needs the lengths."""
         x = waveforms[:, None, :]  # [batch, 1, samples]
-        # lengths=None: nothing is padded. Valid frames only see valid samples, so only the
-        # first layer's GroupNorm (statistics over time) needs to know the lengths.
-        first_lengths = None
-        if lengths is not None and self.needs_mask:
-            first_lengths = conv_output_lengths(lengths, self.specs[:1])
-        for i, layer in enumerate(self.layers):
-            x = layer(x, first_lengths if i == 0 else None)
-        if lengths is None:
-            lengths = torch.full((x.shape[0],), x.shape[-1], dtype=torch.long, device=x.device)
-        else:
-            lengths = self.output_lengths(lengths)
-        return x, lengths
+        first_lengths = conv_output_lengths(lengths, self.specs[:1])
+        for layer in self.layers:
+            x = layer(x, first_lengths)
+        return x, self.output_lengths(lengths)

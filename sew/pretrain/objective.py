@@ -103,7 +103,7 @@ def masked_context(encoder: SpeechEncoder, waveforms: torch.Tensor, lengths: tor
                    time_mask: torch.Tensor, feature_grad_mult: float) -> MaskedContext:
     """Conv features (gradient scaled by ``feature_grad_mult``, 0 freezes the extractor) -> feature
     penalty -> feature LayerNorm -> projection -> ``dropout_input`` -> the mask embedding at
-    ``time_mask`` -> context network (padding masked only when the batch has padding)."""
+    ``time_mask`` -> context network."""
     enc = encoder
     lengths = enc.check_inputs(waveforms, lengths)
     if feature_grad_mult > 0:
@@ -119,8 +119,7 @@ def masked_context(encoder: SpeechEncoder, waveforms: torch.Tensor, lengths: tor
     normed = enc.feature_norm(features)  # [B, T, E]: the quantiser's input (unmasked)
     x = enc.feature_projection(normed) if enc.feature_projection is not None else normed
     x = enc.apply_masks(enc.feature_dropout(x), time_mask, None)
-    padded = bool((lengths < waveforms.shape[1]).any())  # unpadded batches take the mask-free fast path
-    context, _ = enc.context(x, frame_lengths if padded else None)  # [B, T, D]
+    context, _ = enc.context(x, frame_lengths)  # [B, T, D]
     return MaskedContext(lengths, frame_lengths, valid, time_mask, normed, context, penalty)
 
 

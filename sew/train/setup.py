@@ -40,17 +40,20 @@ def make_accelerator(mixed_precision: str = "no", *, cpu: bool = False, find_unu
     a step (LayerDrop, a frozen encoder during the first fine-tuning updates).
     """
     from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
+    from accelerate.state import AcceleratorState, is_initialized
     from accelerate.utils import DistributedDataParallelKwargs, GradScalerKwargs
 
     if mixed_precision not in PRECISIONS:
         raise ValueError(f"mixed_precision must be one of {', '.join(PRECISIONS)}, got {mixed_precision!r}")
     if mixed_precision == "fp16" and (cpu or not torch.cuda.is_available()):
         raise ValueError("mixed_precision 'fp16' needs a GPU; on CPU use 'bf16' or 'no'")
-    state = AcceleratorState._shared_state
-    if state and state.get("_mixed_precision") not in (None, mixed_precision) and state.get("num_processes", 1) == 1:
-        # A second run in the same single process (tests, notebooks) with another precision.
-        AcceleratorState._reset_state(reset_partial_state=True)
+    if is_initialized():
+        state = AcceleratorState()
+        if state.mixed_precision != mixed_precision and state.num_processes == 1:
+            # A second run in one single process (benchmark profiles, notebooks) with another precision:
+            # accelerate fixes the precision per process and has no public way to change it; this is
+            # the one call into its internals, the reset its own test scripts use.
+            AcceleratorState._reset_state(reset_partial_state=True)
     handlers = [DistributedDataParallelKwargs(find_unused_parameters=find_unused_parameters)]
     if mixed_precision == "fp16":
         handlers.append(GradScalerKwargs(init_scale=fp16_init_scale))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import sew
-from sew.inference.features import ChannelsLastFeatureExtractor, conv_channels_last
+from sew.inference.features import ChannelsLastFeatureExtractor, packed_conv
 from sew.inference.packed import PackedWeight
 from sew.models.features import group_norm_channels_last
 from tests.models.helpers import padded_batch
@@ -69,7 +69,7 @@ def test_one_layer_channels_last_equals_conv1d(cpu_path):
     conv = ConvLayer(8, 16, 3, 2, None, True).eval()
     frames = torch.randn(20, 8)
     with torch.no_grad():
-        got = conv_channels_last(conv, frames, PackedWeight())
+        got = packed_conv(conv, frames, PackedWeight())
         want = torch.nn.functional.gelu(torch.nn.functional.conv1d(frames.t()[None], conv.conv.weight,
                                                                    conv.conv.bias, stride=2))[0].t()
     assert (got - want).abs().max() <= 1e-5

@@ -128,14 +128,14 @@ def test_cache_dropped_by_eval_and_not_pickled_after_compile(fast):
     layer = Linear(16, 16).eval()
     reference = ConvFeatureExtractor([(16, 3, 2)], norm="layer", bias=True)
     conv = ChannelsLastFeatureExtractor(reference).eval()
-    x, wave = torch.randn(4, 16), torch.randn(1, 40)
+    x, wave, full = torch.randn(4, 16), torch.randn(1, 40), torch.tensor([40])
     with limit(onednn_fp32=True) if fast else limit(onednn=False), torch.no_grad():
-        layer(x), conv(wave)
+        layer(x), conv(wave, full)
         layer.weight.data.mul_(0.5)
         reference.layers[0].conv.weight.data.mul_(0.5)
         layer.eval(), conv.eval()
         assert torch.allclose(layer(x), F.linear(x, layer.weight, layer.bias), atol=1e-5)
-        assert torch.allclose(conv(wave)[0], reference(wave)[0], atol=1e-5)
+        assert torch.allclose(conv(wave, full)[0], reference(wave, full)[0], atol=1e-5)
     clone = pickle.loads(pickle.dumps(layer))
     assert clone.packed.value is None and copy.deepcopy(layer).packed.value is None
 

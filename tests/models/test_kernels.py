@@ -92,3 +92,17 @@ def test_tracers_take_the_batched_kernels(monkeypatch):
     monkeypatch.undo()
     assert kernels.per_utterance(x)
     assert not kernels.per_utterance(x.to("meta"))  # not a CPU tensor
+
+
+@pytest.mark.parametrize("kernel, stride", [(10, 5), (3, 2), (2, 2), (1, 1), (4, 1)])
+def test_window_matrix_matches_unfold_forward_and_backward(kernel, stride):
+    """The per-utterance conv windows: rows of ``kernel`` frames, ``stride`` apart, frame-major; the
+    hand-written backward is autograd's gradient of the same windows made by ``unfold``."""
+    from sew.models.features import window_matrix
+
+    torch.manual_seed(0)
+    x = torch.randn(23, 3, dtype=torch.double, requires_grad=True)
+    reference = x.unfold(0, kernel, stride).transpose(1, 2).reshape(-1, kernel * 3)
+    got = window_matrix(x, kernel, stride)
+    assert torch.equal(got, reference)
+    assert torch.autograd.gradcheck(lambda t: window_matrix(t, kernel, stride), (x,))

@@ -265,3 +265,14 @@ def test_fp16_overflows_spend_the_budget_and_too_many_stop_the_run(tmp_path, mak
         assert read_log(run, "event")[-1]["overflows"] == streak
         if scaler is not None:
             assert scaler.updates[-1] == 1e-4  # held at the floor
+
+
+def test_runs_of_different_precisions_in_one_process():
+    """accelerate fixes mixed precision per process; sew's benchmarks train float32 and bf16 runs in one
+    process, so each accelerator must come with the precision its run asked for."""
+    from sew.train.setup import make_accelerator
+
+    for precision in ["no", "bf16", "bf16", "no"]:
+        acc = make_accelerator(precision, cpu=True)
+        assert acc.mixed_precision == precision
+        assert acc.state.mixed_precision == precision
