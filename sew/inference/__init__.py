@@ -10,8 +10,8 @@ inference this converter swaps in:
 
 * ``PackedLinear`` for every ``nn.Linear``: oneDNN products on a weight packed once, where
   ``sew.cpu`` says oneDNN is the faster kernel for the dtype (``F.linear`` elsewhere);
-* ``ChannelsLastFeatureExtractor``: the conv stack one utterance at a time, channels last, each
-  conv one matrix product (no work on padding);
+* ``ChannelsLastFeatureExtractor``: the reference's per-utterance conv kernel with each product on
+  a packed weight and overlapping windows made a block of rows at a time;
 * ``PackedTransformerStack`` with ``SegmentAttention`` / ``SegmentDisentangledAttention``: the
   valid frames of all utterances in one sequence, attention utterance by utterance without a mask.
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from sew.inference.packed import InferenceOnly
-from sew.models.disentangled import DisentangledAttention, DisentangledTransformer, relative_index, segment_bias
+from sew.models.disentangled import DisentangledAttention, DisentangledTransformer, position_inputs, segment_bias
 from sew.models.transformer import MultiHeadAttention, TransformerStack, attend_segments, run_packed
 
 
@@ -60,20 +60,13 @@ class PackedTransformerStack(InferenceOnly, nn.Module):
     def __init__(self, stack: TransformerStack, layers: nn.ModuleList):
         super().__init__()
         self.layers = layers
-        if isinstance(stack, DisentangledTransformer):  # the same modules and state-dict keys
-            self.rel_embeddings, self.rel_norm = stack.rel_embeddings, stack.rel_norm
-            self.buckets, self.max_relative_positions = stack.position_buckets, stack.max_relative_positions
         self.disentangled = isinstance(stack, DisentangledTransformer)
-
-    def attention_inputs(self, length: int) -> dict:
-        """SEW-D's position table rows for the padded length (on the host, cached per length)."""
-        if not self.disentangled:
-            return {}
-        index = relative_index(length, self.buckets, self.max_relative_positions)
-        table = self.rel_embeddings.weight[index.lo:index.hi]  # LayerNorm is per row: slice first
-        table = self.rel_norm(table) if self.rel_norm is not None else table
-        return {"table": table, "by_offset": index.by_offset.to(table.device)}
+        if self.disentangled:  # the same modules and state-dict keys
+            self.rel_embeddings, self.rel_norm = stack.rel_embeddings, stack.rel_norm
+            self.position_buckets, self.max_relative_positions = stack.position_buckets, stack.max_relative_positions
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor, return_states: bool = False):
-        """As ``TransformerStack.forward``, ``key_mask`` a prefix mask from lengths."""
-        return run_packed(self.layers, x, key_mask, self.attention_inputs(x.shape[1]), return_states)
+        """As ``TransformerStack.forward``, ``key_mask`` a prefix mask from lengths; SEW-D's table rows
+        only those the padded length uses."""
+        inputs = position_inputs(self, x.shape[1], x.device, used_rows=True) if self.disentangled else {}
+        return run_packed(self.layers, x, key_mask, inputs, return_states)

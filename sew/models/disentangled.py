@@ -243,11 +243,19 @@ class DisentangledTransformer(TransformerStack):
         nn.init.normal_(self.rel_embeddings.weight, std=0.02)
         self.rel_norm = nn.LayerNorm(dim, eps=eps) if norm_rel_embeddings else None
 
-    def position_table(self, rows: slice = slice(None)) -> torch.Tensor:
-        """The (normalised) relative-embedding rows; the LayerNorm is per row, so slicing first is exact."""
-        table = self.rel_embeddings.weight[rows]
-        return self.rel_norm(table) if self.rel_norm is not None else table
-
     def attention_inputs(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> dict:
-        by_offset = offset_rows(x.shape[1], self.position_buckets, self.max_relative_positions, x.device)
-        return {"key_mask": key_mask, "table": self.position_table(), "by_offset": by_offset}
+        return {"key_mask": key_mask, **position_inputs(self, x.shape[1], x.device)}
+
+
+def position_inputs(stack, length, device, used_rows: bool = False) -> dict:
+    """What every SEW-D layer's attention takes for the padded length T of ``stack`` (a
+    ``DisentangledTransformer`` or its CPU inference variant, which share the table): the normalised
+    table and each offset's row of it. ``used_rows`` (eager inference): only the rows T uses, found on
+    the host and cached per length; the LayerNorm is per row, so slicing first is exact."""
+    if used_rows:
+        index = relative_index(length, stack.position_buckets, stack.max_relative_positions)
+        table, by_offset = stack.rel_embeddings.weight[index.lo:index.hi], index.by_offset.to(device)
+    else:
+        table = stack.rel_embeddings.weight
+        by_offset = offset_rows(length, stack.position_buckets, stack.max_relative_positions, device)
+    return {"table": stack.rel_norm(table) if stack.rel_norm is not None else table, "by_offset": by_offset}
