@@ -23,6 +23,7 @@ from sew.asr.evaluate import eval_dataset
 from sew.asr.task import CTCTask
 from sew.data.dataset import SpeechDataset
 from sew.data.rejects import RejectLog
+from sew.data.silence import silence_advice
 from sew.data.text import VOCAB_FILE, Vocabulary
 from sew.hub import model_directory
 from sew.train.config import TrainConfig
@@ -139,6 +140,9 @@ def finetune(recipe: FinetuneRecipe, data: str | Path | None, run_dir: str | Pat
     held = valid_corpus is not None and validation["held_out_from"]
 
     def announce() -> None:
+        advice = silence_advice(root, train_corpus.split)
+        if advice:
+            print(advice, flush=True)
         if held:
             print(f"{root} has no dev split: validating on {validation['utterances']} utterances held out of "
                   f"{validation['held_out_from']} ({recipe.data.holdout_fraction:.0%}, seed {recipe.train.seed}; "

@@ -90,6 +90,7 @@ def _source(source: str | None) -> str:
 def run_manifest(args: argparse.Namespace) -> int:
     from sew.data.manifest import RECEPTIVE_FIELD, write_manifest
     from sew.data.rejects import RejectLog
+    from sew.data.silence import SILENCE_FILE
     from sew.data.text import Vocabulary
 
     if args.workers < 1:
@@ -108,7 +109,10 @@ def run_manifest(args: argparse.Namespace) -> int:
                              progress=not args.no_progress)
     for report in reports:
         print(report.line())
-    print(f"{log.summary()}; manifests and rejected.tsv in {args.out}")
+    for report in reports:
+        if report.silence is not None and report.silence.files:
+            print(report.silence.line(report.split))
+    print(f"{log.summary()}; manifests, {SILENCE_FILE} and rejected.tsv in {args.out}")
     return 0
 
 

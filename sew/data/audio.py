@@ -146,26 +146,37 @@ TRIM_FRAME_S = 0.025  # energy frames of trim_edges
 TRIM_MARGIN_S = 0.1  # audio kept on each side of the first and last loud frame
 
 
+EDGE_DB = 25.0  # the edge threshold sew data manifest measures with (and suggests trimming at)
+
+
+def speech_span(wave: np.ndarray, below_db: float, rate: int = SAMPLE_RATE) -> tuple[int, int]:
+    """``(start, end)``: the samples kept when the leading and trailing stretches quieter than ``below_db``
+    decibels under the loudest 25 ms frame are cut, ``TRIM_MARGIN_S`` of audio kept on each side.
+    The whole wave when nothing is quieter (or everything is digital silence)."""
+    n = int(TRIM_FRAME_S * rate)
+    if below_db <= 0:
+        raise ValueError(f"trim: give the decibels under the loudest frame as a positive number, got {below_db:g}")
+    if len(wave) < n:
+        return 0, len(wave)
+    frames = np.asarray(wave[: len(wave) // n * n], dtype=np.float64).reshape(-1, n)
+    power = (frames ** 2).mean(axis=1)
+    loud = np.flatnonzero(power > power.max() * 10 ** (-below_db / 10))
+    if len(loud) == 0:  # digital silence
+        return 0, len(wave)
+    margin = int(TRIM_MARGIN_S * rate)
+    return max(int(loud[0]) * n - margin, 0), min((int(loud[-1]) + 1) * n + margin, len(wave))
+
+
 def trim_edges(wave: np.ndarray, below_db: float, rate: int = SAMPLE_RATE) -> np.ndarray:
     """``wave`` without its leading and trailing stretches quieter than ``below_db`` decibels under its
-    loudest 25 ms frame (``TRIM_MARGIN_S`` of audio kept on each side).
+    loudest 25 ms frame (``speech_span``).
 
     Why: recordings that open and close on seconds of room noise keep the quick CTC recipe on the blank
     plateau (docs/results.md, "The blank plateau reproduced"). The threshold is relative to each recording,
     so its level does not matter; a recording with no quieter edges comes back unchanged.
     """
-    n = int(TRIM_FRAME_S * rate)
-    if below_db <= 0:
-        raise ValueError(f"trim: give the decibels under the loudest frame as a positive number, got {below_db:g}")
-    if len(wave) < n:
-        return wave
-    frames = np.asarray(wave[: len(wave) // n * n], dtype=np.float64).reshape(-1, n)
-    power = (frames ** 2).mean(axis=1)
-    loud = np.flatnonzero(power > power.max() * 10 ** (-below_db / 10))
-    if len(loud) == 0:  # digital silence
-        return wave
-    margin = int(TRIM_MARGIN_S * rate)
-    return wave[max(loud[0] * n - margin, 0): min((loud[-1] + 1) * n + margin, len(wave))]
+    start, end = speech_span(wave, below_db, rate)
+    return wave[start:end]
 
 
 def write_flac(path: str | Path, wave: np.ndarray, rate: int = SAMPLE_RATE) -> None:

@@ -22,10 +22,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from sew.data import rejects
-from sew.data.audio import AudioError, load_audio, trim_edges, write_flac
+from sew.data.audio import EDGE_DB, AudioError, load_audio, speech_span, write_flac
 from sew.data.corpus import Corpus, Utterance, list_splits, read_corpus
 from sew.data.records import clean_label
 from sew.data.rejects import RejectLog
+from sew.data.silence import EdgeSilence, save_silence
 from sew.data.text import Vocabulary, normalize_text, to_letters
 
 # Samples one output frame sees (400 = 25 ms, every preset's conv stack; tests/models/test_presets.py
@@ -42,6 +43,7 @@ class SplitReport:
     seconds: float = 0.0
     rejected: int = 0
     notes: dict[str, int] = field(default_factory=dict)
+    silence: EdgeSilence | None = None
 
     def line(self) -> str:
         notes = "".join(f", {n} {what}" for what, n in sorted(self.notes.items()))
@@ -58,7 +60,7 @@ def scan_corpus(corpus: Corpus, log: RejectLog, *, workers: int = 1, min_samples
                 max_samples: int | None = None, vocab: Vocabulary | None = None,
                 require_transcripts: bool | None = None, require_labels: bool | None = None,
                 copy_to: str | Path | None = None, trim_db: float | None = None,
-                progress: bool = True) -> list[Utterance]:
+                progress: bool = True, silence: EdgeSilence | None = None) -> list[Utterance]:
     """Decode every utterance; return the good ones with ``num_samples`` set, reject the rest.
 
     Checks, in order: label present (when ``require_labels``, default: the corpus has labels),
@@ -68,6 +70,7 @@ def scan_corpus(corpus: Corpus, log: RejectLog, *, workers: int = 1, min_samples
     is rewritten there as 16 kHz mono FLAC and its path updated; with ``trim_db`` too, its leading and
     trailing audio quieter than that many dB under its loudest frame is cut first (``trim_edges``;
     the lengths checked and written are the trimmed ones). Items are reported in corpus order.
+    ``silence`` adds up the edge silence of the good files (``sew.data.silence``).
     """
     if trim_db is not None and copy_to is None:
         raise ValueError("trimming silence rewrites the audio: give copy_to too")
@@ -86,7 +89,7 @@ def scan_corpus(corpus: Corpus, log: RejectLog, *, workers: int = 1, min_samples
     bar = tqdm(total=len(todo), desc=f"scan {corpus.split}", unit="file", disable=None if progress else True)
     with _mapper(workers) as run:
         scanned = run(partial(_scan_one, trim_db=trim_db), todo)
-        for (utt, target, problem), (length, error, notes) in zip(todo, scanned):
+        for (utt, target, problem), (length, error, notes, edges) in zip(todo, scanned):
             bar.update()
             for note in notes:
                 log.note(note)
@@ -100,6 +103,8 @@ def scan_corpus(corpus: Corpus, log: RejectLog, *, workers: int = 1, min_samples
             if error is not None:
                 log.reject(utt.path, error[0], utt.line, error[1])
                 continue
+            if silence is not None:
+                silence.add(*edges)
             good.append(replace(utt, num_samples=length, path=target or utt.path,
                                 audio_bytes=None if target else utt.audio_bytes))
     bar.close()
@@ -120,26 +125,30 @@ def check_transcript(utt: Utterance, required: bool, vocab: Vocabulary | None) -
 
 
 def _scan_one(item: tuple[Utterance, str | None, tuple | None], trim_db: float | None = None
-              ) -> tuple[int, tuple[str, str] | None, list[str]]:
-    """Worker: (length at 16 kHz, (reason, detail) or None, notes) for one utterance."""
+              ) -> tuple[int, tuple[str, str] | None, list[str], tuple[int, int, int]]:
+    """Worker: (length at 16 kHz, (reason, detail) or None, notes, (samples, leading and trailing edge
+    silence before trimming)) for one utterance."""
     utt, target, problem = item
     if problem:  # already bad: do not decode
-        return 0, None, []
+        return 0, None, [], (0, 0, 0)
     try:
         wave, info = load_audio(utt.audio, name=utt.path)
     except FileNotFoundError:
-        return 0, (rejects.MISSING_FILE, "file not found"), []
+        return 0, (rejects.MISSING_FILE, "file not found"), [], (0, 0, 0)
     except AudioError as err:
-        return 0, (err.reason, err.detail), []
+        return 0, (err.reason, err.detail), [], (0, 0, 0)
     notes = [note for note, done in (("resampled", info.resampled), ("downmixed", info.downmixed)) if done]
+    start, end = speech_span(wave, EDGE_DB)
+    edges = (len(wave), start, len(wave) - end)
     if trim_db is not None:
-        trimmed = trim_edges(wave, trim_db)
-        if len(trimmed) < len(wave):
+        if trim_db != EDGE_DB:
+            start, end = speech_span(wave, trim_db)
+        if end - start < len(wave):
             notes.append("trimmed")
-        wave = trimmed
+        wave = wave[start:end]
     if target is not None:
         write_flac(target, wave)
-    return len(wave), None, notes
+    return len(wave), None, notes, edges
 
 
 class _mapper:
@@ -211,15 +220,17 @@ def write_manifest(source: str | Path, out_dir: str | Path, log: RejectLog, *, s
         corpus = read_corpus(source, name, log)
         copy = copy_audio or trim_db is not None or any(u.audio_bytes is not None for u in corpus)
         audio_dir = out / "audio" / corpus.split if copy else None
+        silence = EdgeSilence(trimmed_db=trim_db)
         good = scan_corpus(corpus, log, workers=workers, min_samples=min_samples, max_samples=max_samples,
-                           vocab=vocab, copy_to=audio_dir, trim_db=trim_db, progress=progress)
+                           vocab=vocab, copy_to=audio_dir, trim_db=trim_db, progress=progress, silence=silence)
         write_split(out, corpus.split, good, root=str(audio_dir.resolve()) if copy else None)
         if saved is None and corpus.split.startswith("train") and any(u.transcript for u in good):
             saved = Vocabulary.build(u.transcript for u in good if u.transcript)
         notes = {k: v - notes_before.get(k, 0) for k, v in log.notes.items() if v > notes_before.get(k, 0)}
         reports.append(SplitReport(corpus.split, len(good), sum(u.num_samples for u in good) / 16000.0,
-                                   len(log) - before, notes))
+                                   len(log) - before, notes, silence))
     if saved is not None:
         saved.save(out)
+    save_silence(out, {r.split: r.silence for r in reports})
     log.write(out)
     return reports

@@ -123,6 +123,7 @@ def test_a_corpus_without_dev_validates_on_a_held_out_part_of_train(tmp_path, ti
     manifests = tmp_path / "manifests"
     assert main(["data", "manifest", str(source), "--out", str(manifests), "--no-progress"]) == 0
     assert (manifests / "rejected.tsv").is_file()  # written even when empty: not a split
+    assert "train: edge silence 0.0% of the audio" in capsys.readouterr().out
     run = tmp_path / "run"
     code = main(["finetune", "--data", str(manifests), "--run-dir", str(run), "--max-update", "2", "--no-progress",
                  "--set", "model_overrides.num_layers=1", "--set", "train.max_minutes=null",
@@ -130,6 +131,7 @@ def test_a_corpus_without_dev_validates_on_a_held_out_part_of_train(tmp_path, ti
     out = capsys.readouterr().out
     assert code == 0, out
     assert "has no dev split: validating on" in out and "WER %" in out  # held-out dev, then the test split
+    assert "edge silence" not in out  # eSpeak's edges are trimmed: no advice for fine-tuning to repeat
     held = (run / "holdout.txt").read_text().split()
     train_ids = {line.split("\t")[0].rsplit(".", 1)[0] for line in (manifests / "train.tsv").read_text().splitlines()[1:]}
     assert held and set(held) < train_ids

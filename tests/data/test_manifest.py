@@ -153,3 +153,33 @@ def test_trim_silence_rewrites_audio_without_its_quiet_edges(tmp_path, audio, cl
         assert sf.info(u.path).frames == u.num_samples  # the manifest holds the trimmed files' lengths
     code, _, err = cli("data", "manifest", tmp_path / "src", "--out", tmp_path / "o2", "--trim-silence", "0")
     assert code != 0 and "--trim-silence" in err and "positive" in err
+
+
+def test_manifest_reports_edge_silence_and_finetune_repeats_the_advice(tmp_path, audio, cli):
+    """Each split's quiet edges as a share of its audio, measured before any trimming; past the threshold
+    the report says to trim, and ``silence_advice`` (what ``sew finetune`` prints at start) repeats it."""
+    import re
+
+    from sew.data.silence import ADVISE_SHARE, silence_advice
+
+    rng = np.random.default_rng(1)
+    quiet = 0.3 * 10 ** (-50 / 20) * rng.standard_normal(8000)  # 1 s at 8 kHz, 50 dB under the tone
+    audio.write(tmp_path / "src" / "tight.wav", seconds=0.5)
+    sf.write(str(tmp_path / "src" / "padded.wav"), np.concatenate([quiet, audio.tone(0.5, rate=8000), quiet]), 8000)
+    (tmp_path / "src" / "metadata.csv").write_text("file_name,text\npadded.wav,x\ntight.wav,y\n")
+    expected = 2 * (1.0 - 0.1) / 3.0  # 0.9 s cut on each side of padded.wav, of 3 s in all
+    for trim in ([], ["--trim-silence", "25"]):
+        out = tmp_path / ("trimmed" if trim else "plain")
+        code, stdout, _ = cli("data", "manifest", tmp_path / "src", "--out", out, "--no-progress", *trim)
+        assert code == 0
+        share = float(re.search(r"train: edge silence ([\d.]+)% of the audio", stdout).group(1)) / 100
+        assert abs(share - expected) <= 0.02 and share > ADVISE_SHARE  # measured before trimming, both times
+        advice = silence_advice(out, "train")
+        if trim:
+            assert "cut (--trim-silence 25)" in stdout and advice is None
+        else:
+            assert "--trim-silence 25" in stdout and advice is not None and "--trim-silence 25" in advice
+    audio.write(tmp_path / "clean" / "a.wav", seconds=0.5)
+    (tmp_path / "clean" / "metadata.csv").write_text("file_name,text\na.wav,x\n")
+    code, stdout, _ = cli("data", "manifest", tmp_path / "clean", "--out", tmp_path / "c", "--no-progress")
+    assert code == 0 and "edge silence 0.0%" in stdout and silence_advice(tmp_path / "c", "train") is None
