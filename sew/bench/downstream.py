@@ -48,16 +48,18 @@ class DownstreamProfile:
 
 
 def train_run(task: str, model: str, mode: str, run_dir: Path, *, budget: float, seed: int, root: Path,
-              pretrained: str | None, progress: bool) -> dict:
-    """Train one classifier and score it on the task's test split: a result row."""
+              pretrained: str | None, progress: bool, extra: tuple[str, ...] = ()) -> dict:
+    """Train one classifier and score it on the task's test split: a result row. ``mode`` is one of
+    ``MODES`` or ``finetune-pretrained`` (the whole model from ``pretrained``); ``extra``: more overrides."""
     from sew.classify.finetune import finetune_classifier, load_recipe
     from sew.train.setup import make_accelerator
 
-    preset = "quick" if mode == "finetune" else "probe"
-    init = {"finetune": model, "probe": pretrained, "probe-random": model, "logmel": "logmel"}[mode]
+    preset = "quick" if mode.startswith("finetune") else "probe"
+    init = {"finetune": model, "finetune-pretrained": pretrained, "probe": pretrained, "probe-random": model,
+            "logmel": "logmel"}[mode]
     # Validated once, at the end: the model scored is the one the budget produced.
     recipe = load_recipe(preset, [f"model={init}", f"train.max_minutes={budget}", f"train.seed={seed}",
-                                  "train.save_every=0", "train.validate_every_minutes=null"])
+                                  "train.save_every=0", "train.validate_every_minutes=null", *extra])
     state = finetune_classifier(recipe, root, run_dir, progress=progress, accelerator=make_accelerator("no", cpu=True))
     best = run_dir / ("best" if (run_dir / "best").is_dir() else "final")
     summary = score(best, root)
@@ -178,9 +180,7 @@ def run_downstream(profile: DownstreamProfile, out_root="results", *, seed: int 
                                 f"{profile.budget_minutes:g} min\n\n{table}\n\n{targets}\n\n{failures.markdown()}")
     accuracy_plot(merged, out / "accuracy.png")
     print(f"\n{table}\n\n{targets}\n\nwrote {out}/results.json, results.md and accuracy.png")
-    if failures:
-        print(f"{len(failures)} part(s) failed, recorded under 'failures' in results.json: "
-              + "; ".join(f"{r['model']} {r['phase']}" for r in failures.records), file=sys.stderr)
+    failures.announce()
     return out, results
 
 
@@ -248,7 +248,7 @@ def accuracy_plot(rows: list[dict], path: Path) -> Path:
 
     tasks = sorted({r["task"] for r in rows})
     fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(6 * max(len(tasks), 1), 4.5), squeeze=False)
-    fill = {"finetune": "full", "probe": "none", "probe-random": "none"}
+    fill = {"finetune": "full", "finetune-pretrained": "left", "probe": "none", "probe-random": "none"}
     for ax, task in zip(axes[0], tasks):
         for r in (r for r in rows if r["task"] == task):
             if r["mode"] == "logmel":
@@ -296,6 +296,11 @@ def run_from_args(args, device: str) -> dict:
     if args.data is not None:
         raise ValueError("--profile downstream runs on its built-in tasks; drop --data (train on a corpus of your own "
                          "with sew finetune --task classify --data CORPUS)")
+    wrong = [t for t in args.tasks or [] if t not in ("kws", "speaker-id")] + \
+        [m for m in args.modes or [] if m not in MODES]
+    if wrong:
+        raise ValueError(f"--profile downstream: {', '.join(wrong)}: not a task or run of this profile (tasks: kws, "
+                         f"speaker-id; runs: {', '.join(MODES)})")
     profile = DownstreamProfile()
     for option, name in (("models", "models"), ("max_minutes", "budget_minutes"),
                          ("speed_utterances", "speed_utterances"), ("pretrain_minutes", "pretrain_minutes"),

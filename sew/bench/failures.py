@@ -31,6 +31,12 @@ class FailureLog:
         print(f"error: {model}: {phase} failed: {error}; recorded in the results, the run goes on",
               file=sys.stderr, flush=True)
 
+    def announce(self) -> None:
+        """One line on stderr naming every failed part, when there is any (a run's last words)."""
+        if self.records:
+            print(f"{len(self.records)} part(s) failed, recorded under 'failures' in results.json: "
+                  + "; ".join(f"{r['model']} {r['phase']}" for r in self.records), file=sys.stderr)
+
     def __len__(self) -> int:
         return len(self.records)
 

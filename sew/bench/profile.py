@@ -8,7 +8,6 @@ presets of the three families on the built-in corpus in under 30 minutes on 2 CP
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,9 +114,7 @@ def run_profile(profile: Profile, out_root: str | Path = "results", *, seed: int
                                 f"{failures.markdown()}")
     pareto_plot(speed, wer, out / "pareto.png")
     print("\n" + table + f"\n\nwrote {out}/results.json, results.md and pareto.png")
-    if failures:
-        print(f"{len(failures)} part(s) failed, recorded under 'failures' in results.json: "
-              + "; ".join(f"{r['model']} {r['phase']}" for r in failures.records), file=sys.stderr)
+    failures.announce()
     return out, results
 
 

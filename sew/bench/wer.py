@@ -91,7 +91,8 @@ def train_and_score(model: str, run_dir: str | Path, *, recipe: str = "quick", b
         "pretrain_minutes": pretrain_minutes, "pretrain_updates": pretrain_updates,
         "train_seconds": round(state.elapsed_seconds, 1), "wall_seconds": round(wall, 1),
         "wer": round(100 * result.summary["wer"], 2), "cer": round(100 * result.summary["cer"], 2),
-        "test_utterances": len(dataset), "decode_seconds": result.summary["decode_seconds"], **scores,
+        "empty_hypotheses": result.summary["empty_hypotheses"], "test_utterances": len(dataset),
+        "decode_seconds": result.summary["decode_seconds"], **scores,
         "run_dir": str(run),
     }
 

@@ -38,7 +38,9 @@ class ClassifyData:
     valid_split: str | None = "dev"  # dev, valid or validation; None: no validation
     holdout_fraction: float = 0.05  # a corpus without a dev split: this seeded share of train validates
     valid_max_tokens: int = 1_600_000
-    max_seconds: float | None = None  # random crop of longer training utterances (None: whole)
+    # Random crop of longer training utterances; None: crop only what would not fit one batch
+    # (train.max_tokens), which would otherwise be skipped as too long. A label holds for any part of its clip.
+    max_seconds: float | None = None
 
 
 @dataclass
@@ -118,6 +120,7 @@ def finetune_classifier(recipe: ClassifyRecipe, data, run_dir, *, resume=None, s
     train_corpus, valid_corpus, validation = training_splits(recipe, root, log)
     labels = corpus_labels(train_corpus)
     crop = int(recipe.data.max_seconds * 16000) if recipe.data.max_seconds else None
+    crop = min(crop or recipe.train.max_tokens, recipe.train.max_tokens)
     train_set = LabelDataset(train_corpus, labels, max_sample_size=crop, seed=recipe.train.seed, rejects_log=log)
     valid = LabelDataset(valid_corpus, labels, rejects_log=log) if valid_corpus is not None else None
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shutil
+from pathlib import Path
 
 from sew.cli.options import add_data, add_device, add_no_progress, add_threads, pick_device
 from sew.export import BACKENDS
@@ -136,8 +138,13 @@ def run_main(args) -> int:
     set_threads(args.threads)
     device = pick_device(args.device)
     only = [flag for dest, flag in LOW_RESOURCE_ONLY.items() if getattr(args, dest, None) not in (None, False, [])]
+    if args.profile == "real":
+        only = [flag for flag in only if flag != "--seeds"]
     if only and args.profile != "low-resource":
         raise ValueError(f"{', '.join(only)}: options of --profile low-resource only")
+    real_only = [flag for dest, flag in REAL_ONLY.items() if getattr(args, dest, None) is not None]
+    if real_only and args.profile != "real":
+        raise ValueError(f"{', '.join(real_only)}: options of --profile real only")
     if args.profile == "paper":
         from sew.bench.paper import run_from_args
 
@@ -148,6 +155,10 @@ def run_main(args) -> int:
         results = run_from_args(args, device)
     elif args.profile == "downstream":
         from sew.bench.downstream import run_from_args
+
+        results = run_from_args(args, device)
+    elif args.profile == "real":
+        from sew.bench.real import run_from_args
 
         results = run_from_args(args, device)
     else:
@@ -163,6 +174,10 @@ def run_main(args) -> int:
                                  device=device, progress=not args.no_progress, resume=args.resume)
     if args.results_page:
         update_results_page(args.results_page, results, " ".join(["sew", *args.argv]))
+        for name, figure in results.get("figures", {}).items():  # the page's images, beside it in img/
+            if Path(figure).is_file():
+                (Path(args.results_page).parent / "img").mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(figure, Path(args.results_page).parent / "img" / name)
         print(f"updated {args.results_page}")
     regressed = 0
     if args.compare:
@@ -181,6 +196,8 @@ def run_main(args) -> int:
     return regressed or (1 if results["failures"] else 0)
 
 
+# Options of the real profile alone (argparse dest -> flag).
+REAL_ONLY = {"languages": "--languages", "classify_minutes": "--classify-minutes"}
 # Options of the low-resource profile alone (argparse dest -> flag).
 LOW_RESOURCE_ONLY = {"seeds": "--seeds", "pretrain_presets": "--pretrain-preset",
                      "labeled_minutes": "--labeled-minutes", "pool_minutes": "--pool-minutes", "clean": "--clean",
@@ -200,7 +217,8 @@ def add_common(p: argparse.ArgumentParser, models_default: str) -> None:
     p.add_argument("--models", nargs="+", default=None if models_default == "profile" else SPEED_MODELS,
                    help=f"presets, model directories or Hub ids (default: {models_default})")
     p.add_argument("--max-minutes", type=float, default=None,
-                   help="training minutes per model (default: the profile's; quick and bench wer: 7.5)")
+                   help="training minutes per model (default: the profile's; quick and bench wer: 7.5; real: each "
+                        "from-scratch CTC run, 4)")
     p.add_argument("--max-update", type=int, default=None,
                    help="also stop training after this many updates (low-resource profile: the reference run's, so "
                         "every fine-tuning run's)")
@@ -223,25 +241,39 @@ def add_parser(sub) -> None:
                                    "SEW, SEW-D and wav2vec 2.0 and write results/<timestamp>/results.json, "
                                    "results.md and pareto.png. Exit code 1 when a part failed (recorded in the "
                                    "results) or --compare finds a regression.")
-    p.add_argument("--profile", default="quick", choices=["quick", "paper", "downstream", "low-resource"],
+    p.add_argument("--profile", default="quick", choices=["quick", "paper", "downstream", "low-resource", "real"],
                    help="quick: micro presets on the built-in corpus, < 30 min on 2 CPU cores; paper: the released "
                         "LibriSpeech-100h checkpoints (Hub ids) scored on --data's dev-other / test-other and timed "
                         "under the paper's protocol; downstream: keyword spotting and speaker identification, "
                         "fine-tuned and probed, < 45 min on 2 CPU cores; low-resource: pretraining on an unlabeled "
                         "pool, then CTC fine-tuning on 10 labeled minutes from scratch and from the encoders at P/4, "
                         "P/2 and P, at equal updates (about 70 min per model and seed for SEW-D micro, 80 for wav2vec 2.0 "
-                        "micro; the default 2 models x 2 seeds: about 5 h on 2 CPU cores) "
+                        "micro; the default 2 models x 2 seeds: about 5 h on 2 CPU cores); real: recordings of people "
+                        "(--data DIR from make-real-corpora): pretraining on their unlabelled training audio, CTC on "
+                        "Tux Paint French, Spanish and Russian from scratch and pretrained, language, speaker and "
+                        "phrase classification fine-tuned and probed, about 2 h on 2 CPU cores "
                         "(default: quick)")
-    p.add_argument("--tasks", nargs="+", default=None, choices=["kws", "speaker-id"],
-                   help="downstream profile: built-in tasks to run (default: both)")
-    p.add_argument("--modes", nargs="+", default=None, choices=["finetune", "probe", "probe-random", "logmel"],
-                   help="downstream profile: kinds of run (default: all four)")
+    p.add_argument("--tasks", nargs="+", default=None,
+                   choices=["kws", "speaker-id", "tuxpaint-lid", "hedgewars-speaker", "hedgewars-phrase"],
+                   help="downstream profile: built-in tasks to run (default: kws speaker-id); real profile: corpora "
+                        "under --data (default: tuxpaint-lid hedgewars-speaker hedgewars-phrase)")
+    p.add_argument("--modes", nargs="+", default=None,
+                   choices=["finetune", "finetune-pretrained", "probe", "probe-random", "logmel"],
+                   help="downstream profile: kinds of run (default: all but finetune-pretrained); real profile: "
+                        "finetune-pretrained too (default: all five)")
+    p.add_argument("--languages", nargs="+", default=None, metavar="LANG",
+                   help="real profile: Tux Paint languages of the CTC comparison, tuxpaint-LANG under --data "
+                        "(default: fr es ru)")
+    p.add_argument("--classify-minutes", type=float, default=None,
+                   help="real profile: training minutes of each classification run (default: 1.25)")
     p.add_argument("--pretrain-minutes", type=float, default=None,
                    help="downstream profile: quick pretraining budget of the probed encoders, cached outside the "
                         "profile's time (default: 10); low-resource profile: P, each pretraining run's budget, with "
-                        "the encoder also saved at P/4 and P/2 (default: 30)")
+                        "the encoder also saved at P/4 and P/2 (default: 30); real profile: pretraining on the pool of real "
+                        "audio, inside the profile's time (default: 20)")
     p.add_argument("--seeds", nargs="+", default=None, metavar="SEED",
-                   help="low-resource profile: run seeds, as 0,1 or 0 1 (default: 0,1)")
+                   help="low-resource and real profiles: run seeds, as 0,1 or 0 1 (default: 0,1; real: CTC fine-tuning "
+                        "seeds, the first also seeds the pretraining and the classifiers)")
     p.add_argument("--pretrain-preset", "--objectives", dest="pretrain_presets", nargs="+", default=None, metavar="PRESET",
                    help="low-resource profile: pretraining presets of configs/pretrain, several to compare objectives, "
                         "e.g. quick,quick-contrastive (BEST-RQ's fixed targets, wav2vec 2.0's contrastive task) (default: quick)")
