@@ -158,3 +158,21 @@ def test_features_write_every_layer_at_50_hz(preset, tmp_path, capsys):
     assert main(["features", "--model", str(tmp_path / "m"), "--layers", "7", "--out", str(tmp_path / "x"),
                  str(tmp_path / "a.flac")]) == 2
     assert "layer 7 does not exist" in capsys.readouterr().err
+
+
+def test_clips_longer_than_a_batch_are_cropped_not_skipped(tone_corpus, tmp_path, monkeypatch):
+    """A label holds for any part of its clip: one longer than train.max_tokens is cropped to it (the tones
+    are 0.4-0.5 s, the batch here 0.25 s); none is rejected as too long."""
+    from sew.classify import finetune as ft
+
+    seen = []
+    original = ft.LabelDataset.__getitem__
+    monkeypatch.setattr(ft.LabelDataset, "__getitem__",
+                        lambda self, i: seen.append((self.max_sample_size, original(self, i))) or seen[-1][1])
+    recipe = ft.load_recipe("probe", ["model=logmel", "train.max_minutes=null", "train.max_update=4",
+                                      "train.max_tokens=4000", "train.save_every=0", "train.validate_every_minutes=null"])
+    state = ft.finetune_classifier(recipe, tone_corpus, tmp_path / "cropped", progress=False)
+    assert state.update == 4
+    assert "too long" not in (tmp_path / "cropped" / "rejected.tsv").read_text()
+    train = [len(example.waveform) for crop, example in seen if crop is not None]  # train.num_workers is 0
+    assert len(train) >= 4 and max(train) == 4000  # validation reads whole clips
