@@ -36,6 +36,7 @@ from sew.bench.failures import FailureLog
 
 TASKS = ("tuxpaint-lid", "hedgewars-speaker", "hedgewars-phrase")
 MODES = ("finetune", "finetune-pretrained", "probe", "probe-random", "logmel")
+RUN_LISTS = ("languages", "seeds", "tasks", "models", "modes")  # may change when a results directory is resumed
 BUILD_HINT = ("build them with make-real-corpora DIR (Tux Paint's stamp descriptions and the Hedgewars voice packs "
               "from Debian packages; docs/benchmarks.md, 'Real recorded speech')")
 ASR_COLUMNS = [("language", "language"), ("init", "init"), ("seeds", "seeds"), ("updates", "updates"),
@@ -64,6 +65,12 @@ class RealProfile:
     speed_repeats: int = 5
     notes: str = ("Tux Paint and Hedgewars recordings: pretraining on their unlabelled training audio, CTC from "
                   "scratch and pretrained, classification fine-tuned and probed; about 2 h on 2 CPU cores")
+
+    def settings(self, root: Path) -> dict:
+        """What every run of one results directory shares (``--resume`` refuses a change): all but the lists of
+        languages, seeds, tasks, models and runs, which may grow; the first seed seeds the shared runs."""
+        fixed = {k: v for k, v in vars(self).items() if k not in RUN_LISTS + ("notes",)}
+        return {"profile": fixed, "first_seed": self.seeds[0], "data": str(Path(root).resolve())}
 
     def expected_minutes(self) -> float:
         classify = len(self.tasks) * (len([m for m in self.modes if m not in ("finetune",)])
@@ -299,7 +306,7 @@ def run_real(profile: RealProfile, data: str | Path, out_root="results", *, prog
     out = results_dir(out_root, resume)
     failures = FailureLog()
     seed = profile.seeds[0]
-    store = PhaseStore(out, {"profile": vars(profile), "data": str(root.resolve())}, failures)
+    store = PhaseStore(out, profile.settings(root), failures)
     languages = [lang for lang in profile.languages if f"tuxpaint-{lang}" in corpora]
     tasks = [t for t in profile.tasks if t in corpora]
     classify_plan = [(task, model, mode) for task in tasks for mode in profile.modes

@@ -230,7 +230,8 @@ def add_common(p: argparse.ArgumentParser, models_default: str) -> None:
     p.add_argument("--out", default="results", help="results go to OUT/<timestamp>/ (default: results)")
     p.add_argument("--resume", default=None, metavar="RESULTS_DIR",
                    help="continue the run whose results directory is RESULTS_DIR, with the same options (low-resource: "
-                        "models, seeds and presets may change): finished phases are kept, interrupted training "
+                        "models, seeds and presets may change; real: languages, seeds after the first, tasks, models "
+                        "and runs): finished phases are kept, interrupted training "
                         "continues from its last checkpoint (default: a new results directory)")
     add_no_progress(p)
 

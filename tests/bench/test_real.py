@@ -162,3 +162,16 @@ def test_the_real_profile_end_to_end_on_a_stand_in(real_dir, tmp_path):
     for name in ("results.json", "results.md", "curves.png", "accuracy.png"):
         assert (out / name).stat().st_size > 100
     assert json.loads((out / "results.json").read_text())["pool"]["clips"] == 12
+
+
+def test_a_results_directory_resumes_with_more_seeds_but_not_other_budgets(tmp_path):
+    from sew.bench.real import RealProfile
+    from sew.bench.report import PhaseStore
+
+    store = PhaseStore(tmp_path, RealProfile(seeds=[0]).settings(tmp_path))
+    store.run("pretrain", lambda: {"updates": 7})
+    again = PhaseStore(tmp_path, RealProfile(seeds=[0, 1], languages=["fr", "es", "ru", "ro"]).settings(tmp_path))
+    assert again.run("pretrain", lambda: {"updates": 0}) == {"updates": 7}  # kept, not run again
+    for changed in (RealProfile(seeds=[1, 0]), RealProfile(pretrain_minutes=5.0)):
+        with pytest.raises(ValueError, match="made with other settings"):
+            PhaseStore(tmp_path, changed.settings(tmp_path))
