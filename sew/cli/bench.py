@@ -218,7 +218,7 @@ def add_common(p: argparse.ArgumentParser, models_default: str) -> None:
                    help=f"presets, model directories or Hub ids (default: {models_default})")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="training minutes per model (default: the profile's; quick and bench wer: 7.5; real: each "
-                        "from-scratch CTC run, 4)")
+                        "from-scratch CTC run, 8)")
     p.add_argument("--max-update", type=int, default=None,
                    help="also stop training after this many updates (low-resource profile: the reference run's, so "
                         "every fine-tuning run's)")
@@ -273,8 +273,8 @@ def add_parser(sub) -> None:
                         "the encoder also saved at P/4 and P/2 (default: 30); real profile: pretraining on the pool of real "
                         "audio, inside the profile's time (default: 20)")
     p.add_argument("--seeds", nargs="+", default=None, metavar="SEED",
-                   help="low-resource and real profiles: run seeds, as 0,1 or 0 1 (default: 0,1; real: CTC fine-tuning "
-                        "seeds, the first also seeds the pretraining and the classifiers)")
+                   help="low-resource and real profiles: run seeds, as 0,1 or 0 1 (default: 0,1; real: 0, the CTC "
+                        "fine-tuning seeds, the first also seeding the pretraining and the classifiers)")
     p.add_argument("--pretrain-preset", "--objectives", dest="pretrain_presets", nargs="+", default=None, metavar="PRESET",
                    help="low-resource profile: pretraining presets of configs/pretrain, several to compare objectives, "
                         "e.g. quick,quick-contrastive (BEST-RQ's fixed targets, wav2vec 2.0's contrastive task) (default: quick)")
