@@ -55,7 +55,7 @@ def real_dir(tmp_path):
 
 
 def test_the_pool_holds_each_training_clip_once_and_no_test_audio(real_dir, tmp_path):
-    from sew.bench.real import build_pool, test_names
+    from sew.bench.real_data import build_pool, test_names
     from sew.data.corpus import read_corpus
 
     info = build_pool(real_dir, tmp_path / "pool", min_seconds=0.5, workers=1, progress=False)
@@ -73,7 +73,7 @@ def test_the_pool_holds_each_training_clip_once_and_no_test_audio(real_dir, tmp_
 
 
 def test_missing_corpora_are_said_and_none_at_all_says_how_to_build_them(real_dir, tmp_path, capsys):
-    from sew.bench.real import find_corpora
+    from sew.bench.real_data import find_corpora
 
     found = find_corpora(real_dir, ["tuxpaint-xx", "tuxpaint-zz", "hedgewars-phrase"])
     assert set(found) == {"tuxpaint-xx", "hedgewars-phrase"}
