@@ -48,9 +48,9 @@ class DownstreamProfile:
 
 
 def train_run(task: str, model: str, mode: str, run_dir: Path, *, budget: float, seed: int, root: Path,
-              pretrained: str | None, progress: bool, extra: tuple[str, ...] = ()) -> dict:
+              pretrained: str | None, progress: bool) -> dict:
     """Train one classifier and score it on the task's test split: a result row. ``mode`` is one of
-    ``MODES`` or ``finetune-pretrained`` (the whole model from ``pretrained``); ``extra``: more overrides."""
+    ``MODES`` or ``finetune-pretrained`` (the whole model from ``pretrained``)."""
     from sew.classify.finetune import finetune_classifier, load_recipe
     from sew.train.setup import make_accelerator
 
@@ -59,7 +59,7 @@ def train_run(task: str, model: str, mode: str, run_dir: Path, *, budget: float,
             "logmel": "logmel"}[mode]
     # Validated once, at the end: the model scored is the one the budget produced.
     recipe = load_recipe(preset, [f"model={init}", f"train.max_minutes={budget}", f"train.seed={seed}",
-                                  "train.save_every=0", "train.validate_every_minutes=null", *extra])
+                                  "train.save_every=0", "train.validate_every_minutes=null"])
     state = finetune_classifier(recipe, root, run_dir, progress=progress, accelerator=make_accelerator("no", cpu=True))
     best = run_dir / ("best" if (run_dir / "best").is_dir() else "final")
     summary = score(best, root)

@@ -345,6 +345,14 @@ def split_list(values: list[str] | None) -> list[str] | None:
     return None if values is None else [v for value in values for v in value.split(",") if v.strip()]
 
 
+def parse_seeds(values: list[str]) -> list[int]:
+    """``--seeds 0,1`` or ``--seeds 0 1`` -> ``[0, 1]``; anything else is refused, naming what was given."""
+    try:
+        return [int(s) for s in split_list(values)]
+    except ValueError:
+        raise ValueError(f"--seeds: expected whole numbers such as 0,1; got {' '.join(values)}") from None
+
+
 def run_from_args(args, device: str) -> dict:
     """``sew bench --profile low-resource``: the profile with the command line's changes, run; its results."""
     foreign = [flag for flag, given in (("--max-minutes", args.max_minutes is not None),
@@ -364,10 +372,7 @@ def run_from_args(args, device: str) -> dict:
     if args.models is not None:
         profile.models = split_list(args.models)
     if args.seeds is not None:
-        try:
-            profile.seeds = [int(s) for s in split_list(args.seeds)]
-        except ValueError:
-            raise ValueError(f"--seeds: expected whole numbers such as 0,1; got {' '.join(args.seeds)}") from None
+        profile.seeds = parse_seeds(args.seeds)
     if args.pretrain_presets is not None:
         profile.pretrain_presets = split_list(args.pretrain_presets)
     for option, name in (("pretrain_minutes", "pretrain_minutes"), ("finetune_minutes", "finetune_minutes"),

@@ -24,7 +24,6 @@ within 2 hours on 2 CPU cores by default:
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ import torch
 
 from sew.bench.failures import FailureLog
 from sew.bench.real_data import BUILD_HINT, build_pool, find_corpora, write_manifests
+from sew.train.logs import read_log
 
 TASKS = ("tuxpaint-lid", "hedgewars-speaker", "hedgewars-phrase")
 MODES = ("finetune", "finetune-pretrained", "probe", "probe-random", "logmel")
@@ -91,18 +91,11 @@ def pretrain_run(profile: RealProfile, pool: Path, run_dir: Path, seed: int, pro
         f"model={profile.pretrain_model}", f"train.seed={seed}", f"train.max_minutes={profile.pretrain_minutes}",
         f"data.min_sample_size={int(profile.min_clip_seconds * 16000)}"])
     state = pretrain(recipe, pool, run_dir, progress=progress, accelerator=make_accelerator("no", cpu=True))
-    valid = [e for e in read_log(run_dir) if e.get("kind") == "valid"]
+    valid = read_log(run_dir, "valid")
     return {"model": profile.pretrain_model, "preset": profile.pretrain_preset, "updates": state.update,
             "minutes": round(state.elapsed_seconds / 60, 1), "encoder": str(run_dir / "final"),
             "dev_loss_first": valid[0]["loss"] if valid else None, "dev_loss_last": valid[-1]["loss"] if valid else None,
             "dev_accuracy_last": valid[-1].get("accuracy") if valid else None}
-
-
-def read_log(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / "log.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def asr_run(profile: RealProfile, language: str, data: Path, run_dir: Path, *, init: str, seed: int,
@@ -115,7 +108,7 @@ def asr_run(profile: RealProfile, language: str, data: Path, run_dir: Path, *, i
     row = train_and_score(init, run_dir, recipe="quick", budget_minutes=budget, max_updates=max_updates, seed=seed,
                           data=data, progress=progress, device="cpu",
                           extra=["data.valid_split=dev", f"train.validate_every_minutes={profile.validate_minutes}"])
-    curve = [(e["minutes"], 100 * e["cer"]) for e in read_log(run_dir) if e.get("kind") == "valid" and "cer" in e]
+    curve = [(e["minutes"], 100 * e["cer"]) for e in read_log(run_dir, "valid") if "cer" in e]
     return {"language": language, "init": "scratch" if max_updates is None else "pretrained", "seed": seed,
             "updates": row["updates"], "train_seconds": row["train_seconds"], "cer": row["cer"], "wer": row["wer"],
             "empty": round(100 * row["empty_hypotheses"] / max(row["test_utterances"], 1), 1),
@@ -344,13 +337,10 @@ def run_from_args(args, device: str) -> dict:
                          ("classify_minutes", "classify_minutes"), ("speed_utterances", "speed_utterances")):
         if getattr(args, option, None) is not None:
             setattr(profile, name, getattr(args, option))
-    from sew.bench.low_resource import split_list
+    from sew.bench.low_resource import parse_seeds
 
     if args.seeds is not None:
-        try:
-            profile.seeds = [int(s) for s in split_list(args.seeds)]
-        except ValueError:
-            raise ValueError(f"--seeds: expected whole numbers such as 0,1; got {' '.join(args.seeds)}") from None
+        profile.seeds = parse_seeds(args.seeds)
     wrong = [t for t in profile.tasks if t not in TASKS] + [m for m in profile.modes if m not in MODES]
     if wrong:
         raise ValueError(f"--profile real: {', '.join(wrong)}: not a task or run of this profile (tasks: "

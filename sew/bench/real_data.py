@@ -43,26 +43,29 @@ def write_manifests(corpora: dict[str, Path], out: Path, workers: int, progress:
     return manifests
 
 
-def test_names(root: Path) -> set[str]:
-    """File names of every test split under ``root``."""
+def splits_under(root: Path, prefix: str):
+    """(corpus directory, utterance) of every split named ``prefix...`` of every corpus directly under ``root``,
+    corpora in name order; folders that are not corpora are passed over."""
     from sew.data.corpus import list_splits, read_corpus
 
-    names = set()
     for corpus in sorted(p for p in root.iterdir() if p.is_dir()):
         try:
-            splits = list_splits(corpus)
+            splits = [s for s in list_splits(corpus) if s.startswith(prefix)]
         except ValueError:
             continue
         for split in splits:
-            if split.startswith("test"):
-                names |= {Path(u.path).name for u in read_corpus(corpus, split=split)}
-    return names
+            for utt in read_corpus(corpus, split=split):
+                yield corpus, utt
+
+
+def test_names(root: Path) -> set[str]:
+    """File names of every test split under ``root``."""
+    return {Path(utt.path).name for _, utt in splits_under(root, "test")}
 
 
 def build_pool(root: Path, out: Path, *, min_seconds: float, workers: int, progress: bool) -> dict:
     """The unlabelled pretraining pool (``out/train.tsv``): each training clip under ``root`` once, none
     whose file name is in a test split; clips under ``min_seconds`` are reported and left out."""
-    from sew.data.corpus import list_splits, read_corpus
     from sew.data.manifest import scan_corpus, write_split
     from sew.data.records import Corpus, Utterance
     from sew.data.rejects import RejectLog
@@ -73,22 +76,14 @@ def build_pool(root: Path, out: Path, *, min_seconds: float, workers: int, progr
     tested = test_names(root)
     seen, utterances, sources = set(), [], {}
     excluded = 0
-    for corpus in sorted(p for p in root.iterdir() if p.is_dir()):
-        try:
-            splits = [s for s in list_splits(corpus) if s.startswith("train")]
-        except ValueError:
-            continue
-        for split in splits:
-            for utt in read_corpus(corpus, split=split):
-                name = Path(utt.path).name
-                if name in tested:
-                    excluded += 1
-                    continue
-                if name in seen:
-                    continue
-                seen.add(name)
-                sources[corpus.name] = sources.get(corpus.name, 0) + 1
-                utterances.append(Utterance(id=name, path=utt.path, line=utt.line))
+    for corpus, utt in splits_under(root, "train"):
+        name = Path(utt.path).name
+        if name in tested:
+            excluded += 1
+        elif name not in seen:
+            seen.add(name)
+            sources[corpus.name] = sources.get(corpus.name, 0) + 1
+            utterances.append(Utterance(id=name, path=utt.path, line=utt.line))
     log = RejectLog(warn=False)  # counted below: hundreds of clips are under the minimum
     good = scan_corpus(Corpus(utterances, "train", str(root), "pool"), log, workers=workers,
                        min_samples=int(min_seconds * 16000), require_transcripts=False, require_labels=False,

@@ -119,8 +119,8 @@ def finetune_classifier(recipe: ClassifyRecipe, data, run_dir, *, resume=None, s
     log = RejectLog(strict=strict)
     train_corpus, valid_corpus, validation = training_splits(recipe, root, log)
     labels = corpus_labels(train_corpus)
-    crop = int(recipe.data.max_seconds * 16000) if recipe.data.max_seconds else None
-    crop = min(crop or recipe.train.max_tokens, recipe.train.max_tokens)
+    crop = min(int(recipe.data.max_seconds * 16000) if recipe.data.max_seconds else recipe.train.max_tokens,
+               recipe.train.max_tokens)
     train_set = LabelDataset(train_corpus, labels, max_sample_size=crop, seed=recipe.train.seed, rejects_log=log)
     valid = LabelDataset(valid_corpus, labels, rejects_log=log) if valid_corpus is not None else None
 

@@ -137,14 +137,13 @@ def run_main(args) -> int:
 
     set_threads(args.threads)
     device = pick_device(args.device)
-    only = [flag for dest, flag in LOW_RESOURCE_ONLY.items() if getattr(args, dest, None) not in (None, False, [])]
-    if args.profile == "real":
-        only = [flag for flag in only if flag != "--seeds"]
-    if only and args.profile != "low-resource":
-        raise ValueError(f"{', '.join(only)}: options of --profile low-resource only")
-    real_only = [flag for dest, flag in REAL_ONLY.items() if getattr(args, dest, None) is not None]
-    if real_only and args.profile != "real":
-        raise ValueError(f"{', '.join(real_only)}: options of --profile real only")
+    refused: dict[tuple[str, ...], list[str]] = {}  # the profiles that take them -> flags given to another
+    for dest, (flag, profiles) in PROFILE_ONLY.items():
+        if getattr(args, dest, None) not in (None, False, []) and args.profile not in profiles:
+            refused.setdefault(profiles, []).append(flag)
+    for (first, *others), flags in refused.items():
+        also = f" (and of --profile {', '.join(others)})" if others else ""
+        raise ValueError(f"{', '.join(flags)}: options of --profile {first} only{also}")
     if args.profile == "paper":
         from sew.bench.paper import run_from_args
 
@@ -196,13 +195,13 @@ def run_main(args) -> int:
     return regressed or (1 if results["failures"] else 0)
 
 
-# Options of the real profile alone (argparse dest -> flag).
-REAL_ONLY = {"languages": "--languages", "classify_minutes": "--classify-minutes"}
-# Options of the low-resource profile alone (argparse dest -> flag).
-LOW_RESOURCE_ONLY = {"seeds": "--seeds", "pretrain_presets": "--pretrain-preset",
-                     "labeled_minutes": "--labeled-minutes", "pool_minutes": "--pool-minutes", "clean": "--clean",
-                     "smoke": "--smoke", "pretrain_set": "--pretrain-set",
-                     "finetune_set": "--finetune-set"}
+# Options that only some profiles take (argparse dest -> flag, those profiles).
+_LOW = ("low-resource",)
+PROFILE_ONLY = {"seeds": ("--seeds", ("low-resource", "real")), "pretrain_presets": ("--pretrain-preset", _LOW),
+                "labeled_minutes": ("--labeled-minutes", _LOW), "pool_minutes": ("--pool-minutes", _LOW),
+                "clean": ("--clean", _LOW), "smoke": ("--smoke", _LOW), "pretrain_set": ("--pretrain-set", _LOW),
+                "finetune_set": ("--finetune-set", _LOW), "languages": ("--languages", ("real",)),
+                "classify_minutes": ("--classify-minutes", ("real",))}
 
 
 def run_wer(args) -> int:
