@@ -43,7 +43,7 @@ class CTCTask(TrainingTask):
     def loss(self, model, batch, update: int, micro: int, generator: torch.Generator) -> LossSums:
         """The utterances' CTC losses, each divided by its target length, summed (count: utterances)."""
         encoder = extract_model_from_parallel(model)
-        time_mask, channel_mask = batch_masks(self.masking, encoder, batch, generator)
+        time_mask, channel_mask = batch_masks(self.masking, encoder, batch, generator, update)
         if update < self.freeze_finetune_updates:
             # Only the head trains: the encoder runs without building a graph.
             with torch.no_grad():

@@ -32,7 +32,7 @@ class ClassificationTask(TrainingTask):
         if encoder is not None and self.frozen_encoder:
             encoder.eval()  # features as the pretrained encoder computes them: no dropout
         elif encoder is not None:
-            time_mask, channel_mask = batch_masks(self.masking, encoder, batch, generator)
+            time_mask, channel_mask = batch_masks(self.masking, encoder, batch, generator, update)
             masks = {"time_mask": time_mask, "channel_mask": channel_mask}
         logits = model(batch.waveforms, batch.lengths, **masks).logits.float()
         targets = batch.targets[:, 0]

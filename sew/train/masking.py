@@ -30,6 +30,9 @@ class MaskingConfig:
     mask_channel_prob: float = 0.0
     mask_channel_length: int = 64
     min_channel_masks: int = 0
+    # No masks before this update: from random weights on real speech the masks hold back a run that is
+    # still far from fitting its data (docs/results.md, issue 34); they regularise once it learns.
+    start_update: int = 0
 
     def __post_init__(self) -> None:
         for name in ("mask_prob", "mask_channel_prob"):
@@ -39,6 +42,8 @@ class MaskingConfig:
         for name in ("mask_length", "mask_channel_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"masking field '{name}': must be at least 1, got {getattr(self, name)}")
+        if self.start_update < 0:
+            raise ValueError(f"masking field 'start_update': must not be negative, got {self.start_update}")
 
 
 def _span_mask(n_valid: int, width: int, prob: float, span: int, min_spans: int,
@@ -101,8 +106,11 @@ def update_generator(seed: int, update: int, rank: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed((int(seed) * 1_000_003 + int(update)) * 131 + int(rank))
 
 
-def batch_masks(cfg: MaskingConfig, model, batch, generator: torch.Generator):
+def batch_masks(cfg: MaskingConfig, model, batch, generator: torch.Generator, update: int):
     """``compute_masks`` for a padded training ``batch`` at ``model``'s frame rate (``model`` has
-    ``output_lengths`` and ``config.hidden_size``: an encoder or a classifier)."""
+    ``output_lengths`` and ``config.hidden_size``: an encoder or a classifier); none before
+    ``cfg.start_update``."""
+    if update < cfg.start_update:
+        return None, None
     frames = int(model.output_lengths(torch.tensor([batch.waveforms.shape[1]]))[0])
     return compute_masks(cfg, model.output_lengths(batch.lengths), frames, model.config.hidden_size, generator)

@@ -50,3 +50,26 @@ def test_channel_mask_and_off_switches():
 def test_bad_config_names_the_field():
     with pytest.raises(ValueError, match="mask_prob"):
         MaskingConfig(mask_prob=1.5)
+
+
+def test_masks_start_at_start_update_in_ctc_training(vocab, train_set):
+    """Before ``start_update`` a CTC update is the unmasked one; from it on, the masked one."""
+    from sew.asr.task import CTCTask
+    from sew.data.dataset import collate
+    from tests.train.conftest import tiny_model
+
+    model = tiny_model(len(vocab), feature_dropout=0.0, hidden_dropout=0.0, attention_dropout=0.0,
+                       activation_dropout=0.0, final_dropout=0.0).train()
+    batch = collate([train_set[i] for i in range(3)])
+    masks = dict(mask_prob=0.5, mask_length=4, mask_channel_prob=0.2, mask_channel_length=8)
+    delayed = CTCTask(vocab, MaskingConfig(**masks, start_update=5))
+    always, never = CTCTask(vocab, MaskingConfig(**masks)), CTCTask(vocab, MaskingConfig())
+
+    def loss(task, update):
+        with torch.no_grad():
+            return float(task.loss(model, batch, update, 0, update_generator(0, update)).loss)
+
+    assert loss(delayed, 4) == loss(never, 4) != loss(always, 4)
+    assert loss(delayed, 5) == loss(always, 5) != loss(never, 5)
+    with pytest.raises(ValueError, match="start_update"):
+        MaskingConfig(start_update=-1)
