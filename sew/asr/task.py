@@ -62,7 +62,7 @@ class CTCTask(TrainingTask):
         from sew.config import to_mapping
         from sew.train.health import ctc_monitor
 
-        return ctc_monitor(to_mapping(cfg))
+        return ctc_monitor(to_mapping(cfg), to_mapping(self.masking))
 
     def validate(self, model) -> dict[str, float] | None:
         if self.valid is None:

@@ -74,7 +74,7 @@ class HealthMonitor:
     (fine-tuning: ``loss`` and ``empty``, the share of utterances whose greedy path is all blank).
     ``codebook_size`` (G x V) and ``groups`` enable the codebook checks of the contrastive quantiser.
     ``task_change``: the update at which the task gets harder on purpose (the pretraining masks'
-    switch from single frames to spans); the loss's rise there is not divergence, and its running
+    switch from single frames to spans, fine-tuning's masks starting); the loss's rise there is not divergence, and its running
     minimum starts again once the windows hold only the new task.
     """
 
@@ -371,8 +371,10 @@ def pretrain_monitor(objective: dict, train: dict) -> HealthMonitor:
                          task_change=objective.get("single_frame_updates") or 0)
 
 
-def ctc_monitor(train: dict) -> HealthMonitor:
-    return HealthMonitor("ctc", warmup_updates=warmup_of(train))
+def ctc_monitor(train: dict, masking: dict | None = None) -> HealthMonitor:
+    """The monitor of a CTC run; masks that start late (``masking.start_update``) raise the training
+    loss on purpose, a task change rather than divergence."""
+    return HealthMonitor("ctc", warmup_updates=warmup_of(train), task_change=(masking or {}).get("start_update") or 0)
 
 
 def monitor_for_run(run_dir) -> HealthMonitor:
@@ -387,5 +389,5 @@ def monitor_for_run(run_dir) -> HealthMonitor:
     if "objective" in recipe:
         return pretrain_monitor(recipe["objective"], recipe.get("train", {}))
     if "masking" in recipe and recipe.get("task", "asr") == "asr":
-        return ctc_monitor(recipe.get("train", {}))
+        return ctc_monitor(recipe.get("train", {}), recipe.get("masking"))
     raise ValueError(f"{run_dir}: a classification run; the health monitor watches pretraining and CTC runs")

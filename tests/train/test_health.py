@@ -293,3 +293,19 @@ def test_a_plateau_said_on_dev_is_said_once_while_the_training_batches_talk():
     said = [(f.symptom, f.update, f.recovered) for f in monitor.findings]
     assert said[0] == ("blank-plateau", 300, 400) and all(f.update >= 450 for f in monitor.findings[1:])
     assert summary_line(monitor.findings).count("blank-plateau") == len(monitor.findings) <= 2
+
+
+def test_masks_starting_late_raise_the_ctc_loss_without_a_divergence_finding():
+    """A CTC run whose masks start at update 500 (the quick preset): the loss jumps there by design."""
+    from sew.train.health import ctc_monitor
+
+    log = records(80, loss=lambda u: 0.73 if u < 500 else 1.8, empty=0.0, gnorm=3.0)
+    late = ctc_monitor({"warmup_updates": 40}, {"start_update": 500})
+    late.replay(log)
+    assert symptoms(late) == []
+    from_start = ctc_monitor({"warmup_updates": 40}, {"start_update": 0})
+    from_start.replay(log)
+    assert symptoms(from_start) == ["divergence"]
+    real_rise = ctc_monitor({"warmup_updates": 40}, {"start_update": 500})  # a rise well after the start counts
+    real_rise.replay(records(150, loss=lambda u: 0.73 if u < 500 else 1.8 if u < 1100 else 4.0, empty=0.0, gnorm=3.0))
+    assert symptoms(real_rise) == ["divergence"] and real_rise.findings[0].update > 1100
