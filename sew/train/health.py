@@ -74,8 +74,8 @@ class HealthMonitor:
     (fine-tuning: ``loss`` and ``empty``, the share of utterances whose greedy path is all blank).
     ``codebook_size`` (G x V) and ``groups`` enable the codebook checks of the contrastive quantiser.
     ``task_change``: the update at which the task gets harder on purpose (the pretraining masks'
-    switch from single frames to spans, fine-tuning's masks starting); the loss's rise there is not divergence, and its running
-    minimum starts again once the windows hold only the new task.
+    switch from single frames to spans, fine-tuning's masks starting); the loss's rise there is not
+    divergence, and its running minimum starts again once the windows hold only the new task.
     """
 
     def __init__(self, kind: str, *, warmup_updates: int = 0, codebook_size: int | None = None, groups: int = 1,
