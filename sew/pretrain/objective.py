@@ -7,7 +7,7 @@ Data flow for one batch (shapes: B utterances, T feature frames, N masked frames
       -> feature LayerNorm -> normed [B, T, E] --dropout_features--> [N, E] -> quantiser -> project_q -> targets [N, F]
       -> projection [B, T, D] -> dropout_input -> mask embedding at time_mask -> context [B, T, D]
       -> final_proj on the masked frames -> predictions [N, F]
-    logits [N, 1 + K] = cosine(prediction, [target, K negatives]) / 0.1; a negative equal to the target -> -inf
+    logits [N, 1 + K] = cosine(prediction, [target, K negatives]) / 0.1; a negative with the target's codes -> -inf
     loss = sum InfoNCE + 0.1 * N * (GV - prob_perplexity) / GV + 10 * N * feature_penalty
 
 Everything is a SUM over the N targets (as fairseq's criterion); the trainer divides the gradient
@@ -47,14 +47,18 @@ def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
 
 
 def contrastive_logits(predictions: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor,
-                       temperature: float) -> torch.Tensor:
+                       temperature: float, same: torch.Tensor | None = None) -> torch.Tensor:
     """``[N, F]``, ``[N, F]``, ``[N, K, F]`` -> logits ``[N, 1 + K]`` (column 0 is the positive).
 
     Cosine similarity in float32 over ``temperature``; a negative identical to its positive gets -inf.
+    ``same [N, K]`` says which are identical when the caller knows (the quantiser's codes); without it
+    the vectors are compared bit for bit, as fairseq and transformers do, which misses copies when a
+    CPU's matrix product rounds identical rows differently (seen for a handful of rows on AMD Zen 5).
     """
     candidates = torch.cat([targets[:, None], negatives], dim=1)  # [N, 1 + K, F]
     logits = torch.cosine_similarity(predictions.float()[:, None], candidates.float(), dim=-1) / temperature
-    same = (negatives == targets[:, None]).all(-1)  # [N, K]
+    if same is None:
+        same = (negatives == targets[:, None]).all(-1)  # [N, K]
     if same.any():
         logits[:, 1:] = logits[:, 1:].masked_fill(same, float("-inf"))
     return logits
@@ -209,7 +213,9 @@ class PretrainingModel(nn.Module):
             negatives = sample_negatives(time_mask, cfg.num_negatives, generator)
         elif negatives.shape[0] != n:
             raise ValueError(f"negatives must have one row per masked frame ({n}), found shape {tuple(negatives.shape)}")
-        logits = contrastive_logits(predictions, targets, targets[negatives], cfg.logit_temperature)
+        # A negative with its positive's codes is the same target vector, however the heads round it.
+        same = (q.codes[negatives] == q.codes[:, None]).all(-1)  # [N, K]
+        logits = contrastive_logits(predictions, targets, targets[negatives], cfg.logit_temperature, same)
 
         contrastive = F.cross_entropy(logits, logits.new_zeros(n, dtype=torch.long), reduction="sum")
         gv = self.quantizer.num_codevectors

@@ -36,7 +36,7 @@ class QuantizerOutput:
     quantized: torch.Tensor
     code_perplexity: torch.Tensor
     prob_perplexity: torch.Tensor
-    codes: torch.Tensor  # [N, G] chosen entry per group
+    codes: torch.Tensor  # [N, G] the entry each group used (Gumbel-sampled in training, else the argmax)
 
 
 class GumbelVectorQuantizer(nn.Module):
@@ -67,6 +67,7 @@ class GumbelVectorQuantizer(nn.Module):
         prob_ppl = perplexity(torch.softmax(logits.float(), dim=-1).view(n, self.groups, self.entries))
         if self.training:
             onehot = F.gumbel_softmax(logits.float(), tau=self.temperature, hard=True).type_as(logits)
+            codes = onehot.detach().argmax(-1)
         else:
             onehot = hard
         onehot = onehot.view(n, self.groups, self.entries)
