@@ -72,7 +72,7 @@ def test_a_mistyped_local_path_is_never_sent_to_the_hub(tmp_path, monkeypatch):
         sew.load_model("runs/typo")
 
 
-def test_every_model_option_takes_a_hub_id(hub, tiny_corpus, tmp_path, capsys):
+def test_every_model_option_takes_a_hub_id(hub, tiny_corpus, tmp_path, capsys):  # noqa: F811 (fixture)
     from sew.data.corpus import read_corpus
 
     clip = read_corpus(tiny_corpus, split="test").utterances[0].path

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from sew.checkpoint import save_model
+
+if TYPE_CHECKING:
+    from sew.train.health import HealthMonitor
 
 
 @dataclass
@@ -42,7 +46,7 @@ class TrainingTask:
         when the task has no validation data; ``TrainConfig.best_metric`` names the one to minimise."""
         return None
 
-    def health_monitor(self, cfg) -> "HealthMonitor | None":
+    def health_monitor(self, cfg) -> HealthMonitor | None:
         """The ``sew.train.health.HealthMonitor`` watching this task's records under ``cfg`` (a
         ``TrainConfig``), or None when the task has no known failure to watch for."""
         return None
