@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from sew.data import rejects
-from sew.data.audio import AudioError, header_num_samples, load_audio
+from sew.data.audio import SAMPLE_RATE, AudioError, header_num_samples, load_audio
 from sew.data.corpus import Corpus, Utterance
 from sew.data.manifest import check_transcript
 from sew.data.rejects import RejectLog
@@ -57,17 +57,30 @@ class Batch:
         return Batch(self.ids, pin(self.waveforms), pin(self.lengths), pin(self.targets), pin(self.target_lengths))
 
 
+def check_rate(utt: Utterance, vocab: Vocabulary, max_per_second: float) -> tuple[str, str] | None:
+    """(reason, detail) when the transcript's symbols (characters and word delimiters, what CTC
+    aligns) come faster than ``max_per_second`` over the utterance's audio."""
+    symbols, seconds = len(vocab.encode(utt.transcript)), utt.num_samples / SAMPLE_RATE
+    if symbols > max_per_second * seconds:
+        return rejects.TOO_FAST, (f"{symbols} characters in {seconds:.2f} s of audio, {symbols / max(seconds, 1e-3):.0f} "
+                                  f"per second where the limit is {max_per_second:g}")
+    return None
+
+
 class SpeechDataset(torch.utils.data.Dataset):
     """Utterances with 16 kHz lengths, decoded on access; bad items go to ``rejects_log``.
 
     With a ``vocab``, utterances without a usable transcript (missing, empty, or with
-    characters outside the vocabulary) are rejected up front; without one, transcripts are
-    ignored (pretraining). Audio that fails to decode at access time is rejected then and
-    ``__getitem__`` returns None, which ``collate`` leaves out.
+    characters outside the vocabulary) are rejected up front, and with ``max_chars_per_second``
+    those whose transcript has more symbols per second of audio than speech holds: a recording
+    of only part of its transcript, which CTC would be forced to align anyway. Without a vocab,
+    transcripts are ignored (pretraining). Audio that fails to decode at access time is rejected
+    then and ``__getitem__`` returns None, which ``collate`` leaves out.
     """
 
     def __init__(self, utterances: Corpus | Sequence[Utterance], *, vocab: Vocabulary | None = None,
-                 max_sample_size: int | None = None, seed: int = 0, rejects_log: RejectLog | None = None) -> None:
+                 max_sample_size: int | None = None, seed: int = 0, rejects_log: RejectLog | None = None,
+                 max_chars_per_second: float | None = None) -> None:
         self.log = rejects_log if rejects_log is not None else RejectLog()
         self.vocab, self.max_sample_size, self.seed = vocab, max_sample_size, seed
         self.epoch = 0
@@ -85,6 +98,11 @@ class SpeechDataset(torch.utils.data.Dataset):
                     continue
                 except AudioError as err:
                     self.log.reject(utt.path, err.reason, utt.line, err.detail)
+                    continue
+            if vocab is not None and max_chars_per_second:
+                problem = check_rate(utt, vocab, max_chars_per_second)
+                if problem:
+                    self.log.reject(utt.path, problem[0], utt.line, problem[1])
                     continue
             self.utterances.append(utt)
 

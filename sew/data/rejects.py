@@ -29,11 +29,12 @@ NO_TRANSCRIPT = "missing or empty transcript"
 NO_LABEL = "missing or empty label"
 UNKNOWN_LABEL = "unknown label"
 OUT_OF_VOCABULARY = "characters outside the vocabulary"
+TOO_FAST = "transcript too long for its audio"
 MALFORMED_LINE = "malformed manifest line"
 UNDECODABLE_TEXT = "text that is not UTF-8"
 
 REASONS = (UNREADABLE, TRUNCATED, EMPTY, NON_FINITE, MISSING_FILE, TOO_SHORT, TOO_LONG,
-           NO_TRANSCRIPT, NO_LABEL, UNKNOWN_LABEL, OUT_OF_VOCABULARY, MALFORMED_LINE, UNDECODABLE_TEXT)
+           NO_TRANSCRIPT, NO_LABEL, UNKNOWN_LABEL, OUT_OF_VOCABULARY, TOO_FAST, MALFORMED_LINE, UNDECODABLE_TEXT)
 
 # What to do about each reason, appended to the strict-mode error.
 _FIXES = {
@@ -48,6 +49,8 @@ _FIXES = {
     NO_LABEL: "add the utterance's class label (every utterance of a labelled corpus needs one) or remove it",
     UNKNOWN_LABEL: "train a model over this label too, or remove the utterance",
     OUT_OF_VOCABULARY: "rebuild the vocabulary from transcripts that contain these characters",
+    TOO_FAST: ("check that the transcript is what the recording says (it may say only part of it), or raise "
+               "data.max_chars_per_second"),
     MALFORMED_LINE: "fix the line (fairseq manifests hold 'relative/path<TAB>num_samples')",
     UNDECODABLE_TEXT: "re-save the file as UTF-8 (e.g. iconv -f LATIN1 -t UTF-8 FILE)",
 }

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from sew.data import rejects
@@ -36,6 +37,22 @@ def test_untranscribed_batches_have_no_targets_and_bad_transcripts_are_rejected(
     ds = SpeechDataset(utts, vocab=Vocabulary.build(["ab"]), rejects_log=log)
     assert ds.ids == ["u0"]
     assert [(i.line, i.reason) for i in log.items] == [(2, rejects.NO_TRANSCRIPT), (3, rejects.OUT_OF_VOCABULARY)]
+
+
+def test_a_transcript_too_long_for_its_audio_is_rejected_by_rate(tmp_path, audio):
+    # 1 s saying "un peu" transcribed with a whole description: what a fifth of Tux Paint's Catalan is.
+    long = "un peu. els peons nomes es mouen endavant excepte quan capturen"  # 62 symbols (no full stop)
+    utts = _utts(tmp_path, audio, [(1.0, "un peu"), (1.0, long), (2.2, long)])
+    vocab = Vocabulary.build(u.transcript for u in utts)
+    log = RejectLog(warn=False)
+    ds = SpeechDataset(utts, vocab=vocab, rejects_log=log, max_chars_per_second=30)
+    assert ds.ids == ["u0", "u2"]  # 62 symbols in 2.2 s (28.2 / s) stay
+    (item,) = log.items
+    assert (item.path, item.line, item.reason) == (utts[1].path, 2, rejects.TOO_FAST)
+    assert "62 characters in 1.00 s of audio, 62 per second where the limit is 30" in item.detail
+    assert SpeechDataset(utts, vocab=vocab).ids == ["u0", "u1", "u2"]  # no limit: all kept
+    with pytest.raises(rejects.BadItemError, match="u1.wav:2: transcript too long for its audio.*data.max_chars_per_second"):
+        SpeechDataset(utts, vocab=vocab, rejects_log=RejectLog(strict=True), max_chars_per_second=30)
 
 
 def test_random_crop_is_deterministic_per_seed_epoch_and_item(tmp_path, audio):
