@@ -24,7 +24,7 @@ from sew.asr.task import CTCTask
 from sew.data.dataset import SpeechDataset
 from sew.data.rejects import RejectLog
 from sew.data.silence import silence_advice
-from sew.data.text import VOCAB_FILE, Vocabulary
+from sew.data.text import PLAUSIBLE_CHARS_PER_SECOND, VOCAB_FILE, Vocabulary
 from sew.hub import model_directory
 from sew.train.config import TrainConfig
 from sew.train.loop import Trainer, TrainingState
@@ -42,10 +42,9 @@ class FinetuneData:
     valid_split: str | None = "dev"  # None: no validation (RUN/best is then not written)
     holdout_fraction: float = 0.05  # a corpus without a dev split: this seeded share of train validates
     valid_max_tokens: int = 1_600_000
-    # Training utterances whose transcript has more characters per second of audio are skipped (reported):
-    # read speech stays below (Tux Paint's Russian, Bulgarian, Romanian: at most 27.4, medians 9-13),
-    # a recording of only part of its transcript goes far above (Catalan: 20% over 30). 0: keep all.
-    max_chars_per_second: float = 30.0
+    # Training utterances whose transcript has more characters per second of audio are skipped and
+    # reported (sew.data.text.PLAUSIBLE_CHARS_PER_SECOND says why 30). 0: keep all.
+    max_chars_per_second: float = PLAUSIBLE_CHARS_PER_SECOND
 
 
 @dataclass

@@ -19,7 +19,7 @@ from sew.data.corpus import Corpus, Utterance
 from sew.data.manifest import check_transcript
 from sew.data.rejects import RejectLog
 from sew.data.sampler import LengthBucketSampler
-from sew.data.text import Vocabulary
+from sew.data.text import Vocabulary, chars_per_second, normalize_text
 
 TARGET_PAD = -100  # ignored by the CTC loss helpers and by cross-entropy
 
@@ -57,13 +57,13 @@ class Batch:
         return Batch(self.ids, pin(self.waveforms), pin(self.lengths), pin(self.targets), pin(self.target_lengths))
 
 
-def check_rate(utt: Utterance, vocab: Vocabulary, max_per_second: float) -> tuple[str, str] | None:
-    """(reason, detail) when the transcript's symbols (characters and word delimiters, what CTC
-    aligns) come faster than ``max_per_second`` over the utterance's audio."""
-    symbols, seconds = len(vocab.encode(utt.transcript)), utt.num_samples / SAMPLE_RATE
-    if symbols > max_per_second * seconds:
-        return rejects.TOO_FAST, (f"{symbols} characters in {seconds:.2f} s of audio, {symbols / max(seconds, 1e-3):.0f} "
-                                  f"per second where the limit is {max_per_second:g}")
+def check_rate(utt: Utterance, max_per_second: float) -> tuple[str, str] | None:
+    """(reason, detail) when the transcript's symbols come faster than ``max_per_second``."""
+    seconds = utt.num_samples / SAMPLE_RATE
+    rate = chars_per_second(utt.transcript, seconds)
+    if rate > max_per_second:
+        return rejects.TOO_FAST, (f"{len(normalize_text(utt.transcript))} characters in {seconds:.2f} s of audio, "
+                                  f"{rate:.0f} per second where the limit is {max_per_second:g}")
     return None
 
 
@@ -100,7 +100,7 @@ class SpeechDataset(torch.utils.data.Dataset):
                     self.log.reject(utt.path, err.reason, utt.line, err.detail)
                     continue
             if vocab is not None and max_chars_per_second:
-                problem = check_rate(utt, vocab, max_chars_per_second)
+                problem = check_rate(utt, max_chars_per_second)
                 if problem:
                     self.log.reject(utt.path, problem[0], utt.line, problem[1])
                     continue

@@ -27,7 +27,7 @@ from sew.data.corpus import Corpus, Utterance, list_splits, read_corpus
 from sew.data.records import clean_label
 from sew.data.rejects import RejectLog
 from sew.data.silence import EdgeSilence, save_silence
-from sew.data.text import Vocabulary, normalize_text, to_letters
+from sew.data.text import PLAUSIBLE_CHARS_PER_SECOND, Vocabulary, chars_per_second, normalize_text, to_letters
 
 # Samples one output frame sees (400 = 25 ms, every preset's conv stack; tests/models/test_presets.py
 # checks): anything shorter yields no frame.
@@ -44,10 +44,15 @@ class SplitReport:
     rejected: int = 0
     notes: dict[str, int] = field(default_factory=dict)
     silence: EdgeSilence | None = None
+    too_fast: int = 0  # kept utterances whose transcript is implausibly long for their audio
 
     def line(self) -> str:
         notes = "".join(f", {n} {what}" for what, n in sorted(self.notes.items()))
-        return f"{self.split}: {self.kept} utterances ({self.seconds / 60:.1f} min) kept, {self.rejected} rejected{notes}"
+        fast = (f"; {self.too_fast} with more than {PLAUSIBLE_CHARS_PER_SECOND:g} characters per second of audio "
+                f"(a transcript longer than what the recording says? fine-tuning skips them: "
+                f"data.max_chars_per_second)" if self.too_fast else "")
+        return (f"{self.split}: {self.kept} utterances ({self.seconds / 60:.1f} min) kept, {self.rejected} "
+                f"rejected{notes}{fast}")
 
 
 def process_pool(workers: int) -> ProcessPoolExecutor:
@@ -227,8 +232,10 @@ def write_manifest(source: str | Path, out_dir: str | Path, log: RejectLog, *, s
         if saved is None and corpus.split.startswith("train") and any(u.transcript for u in good):
             saved = Vocabulary.build(u.transcript for u in good if u.transcript)
         notes = {k: v - notes_before.get(k, 0) for k, v in log.notes.items() if v > notes_before.get(k, 0)}
+        fast = sum(1 for u in good if u.transcript
+                   and chars_per_second(u.transcript, u.num_samples / 16000.0) > PLAUSIBLE_CHARS_PER_SECOND)
         reports.append(SplitReport(corpus.split, len(good), sum(u.num_samples for u in good) / 16000.0,
-                                   len(log) - before, notes, silence))
+                                   len(log) - before, notes, silence, fast))
     if saved is not None:
         saved.save(out)
     save_silence(out, {r.split: r.silence for r in reports})

@@ -31,6 +31,17 @@ def _keep(ch: str) -> bool:
     return ch == "'" or unicodedata.category(ch)[0] in "LM" or unicodedata.category(ch) == "Nd"
 
 
+# Characters (word gaps included) per second of audio that read speech stays below: Tux Paint's
+# Russian, Bulgarian and Romanian at most 27.4 (medians 9-13), the built-in eSpeak corpus 27. A
+# transcript above it is likely longer than what its recording says (a fifth of Tux Paint's Catalan).
+PLAUSIBLE_CHARS_PER_SECOND = 30.0
+
+
+def chars_per_second(transcript: str, seconds: float) -> float:
+    """Symbols of the normalised ``transcript`` (characters and word gaps: what CTC aligns) per second."""
+    return len(normalize_text(transcript)) / max(seconds, 1e-3)
+
+
 def normalize_text(text: str) -> str:
     """Normalise a transcript: the one function for targets, references and hypotheses.
 

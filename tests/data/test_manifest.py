@@ -74,7 +74,8 @@ def test_default_skips_each_bad_item_once_with_its_reason(tmp_path, bad_corpus, 
     got = {item.line: (item.path, item.reason) for item in read_rejected(out)}
     assert got == expected and len(log) == len(expected) == 9
     assert set(log.count_by_reason()) == set(rejects.REASONS) - {rejects.TOO_LONG, rejects.NO_LABEL, rejects.UNKNOWN_LABEL,
-                                                                 rejects.UNDECODABLE_TEXT}  # tests/data/test_unreadable.py
+                                                                 rejects.UNDECODABLE_TEXT,  # tests/data/test_unreadable.py
+                                                                 rejects.TOO_FAST}  # a training policy: test_dataset.py
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: skipped")]
     assert len(warnings) == len(expected)
     # Every good item comes through, with its 16 kHz length and normalised transcript.
@@ -183,3 +184,15 @@ def test_manifest_reports_edge_silence_and_finetune_repeats_the_advice(tmp_path,
     (tmp_path / "clean" / "metadata.csv").write_text("file_name,text\na.wav,x\n")
     code, stdout, _ = cli("data", "manifest", tmp_path / "clean", "--out", tmp_path / "c", "--no-progress")
     assert code == 0 and "edge silence 0.0%" in stdout and silence_advice(tmp_path / "c", "train") is None
+
+
+def test_manifest_counts_transcripts_too_long_for_their_audio(tmp_path, audio, cli):
+    # A recording that says a stamp's name, transcribed with its whole description (Tux Paint's Catalan).
+    audio.write(tmp_path / "src" / "name.wav", seconds=1.0)
+    audio.write(tmp_path / "src" / "whole.wav", seconds=1.0)
+    (tmp_path / "src" / "metadata.csv").write_text(
+        "file_name,text\nname.wav,un peó\nwhole.wav,Un peó. Els peons només es mouen endavant excepte quan capturen.\n")
+    code, stdout, _ = cli("data", "manifest", tmp_path / "src", "--out", tmp_path / "out", "--no-progress")
+    assert code == 0
+    assert "train: 2 utterances (0.0 min) kept, 0 rejected; 1 with more than 30 characters per second" in stdout
+    assert "data.max_chars_per_second" in stdout
