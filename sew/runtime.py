@@ -1,4 +1,5 @@
-"""Process-wide settings for fast CPU work: how glibc's malloc treats PyTorch's large buffers.
+"""Process-wide settings for fast CPU work: how glibc's malloc treats PyTorch's large buffers, and
+how many compiled kernels oneDNN keeps (``keep_onednn_kernels``).
 
 PyTorch's CPU allocator has no cache: every activation is a fresh ``malloc`` and a ``free``. glibc
 serves blocks above its mmap threshold (at most 32 MiB) with a fresh ``mmap``, so each such
@@ -42,6 +43,23 @@ def keep_freed_memory() -> bool:
         return False
     _applied = ok
     return ok
+
+
+ONEDNN_KERNELS = 4096
+
+
+def keep_onednn_kernels(capacity: int = ONEDNN_KERNELS) -> int:
+    """Let oneDNN keep ``capacity`` compiled kernels (its default: 1024) unless the environment sets
+    ``ONEDNN_PRIMITIVE_CACHE_CAPACITY``; returns the capacity asked for.
+
+    oneDNN compiles a kernel per product shape; evicting one costs 0.3-2 ms to rebuild it. Even with
+    rows padded to shared sizes (``sew.inference.packed``), a SEW-D over a corpus of clips uses more
+    than 1024 (13 conv layers times the sizes its lengths pass through, for each model in the
+    process). oneDNN reads the variable when it builds its first kernel, so call this before any
+    oneDNN product runs; the ``sew`` command does at start.
+    """
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(capacity))
+    return int(os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"])
 
 
 def resolve_device(name: str) -> str:

@@ -11,7 +11,7 @@ import importlib
 import sys
 
 from sew.files import DirectoryInUseError
-from sew.runtime import keep_freed_memory
+from sew.runtime import keep_freed_memory, keep_onednn_kernels
 
 COMMANDS = ["models", "convert", "data", "pretrain", "finetune", "eval", "transcribe", "classify", "features", "bench",
             "export"]
@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # Reuse freed heap memory instead of page-faulting fresh buffers every forward pass (sew.runtime).
     keep_freed_memory()
+    # Keep more of oneDNN's compiled kernels: rebuilding an evicted one costs more than short clips' products.
+    keep_onednn_kernels()
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, DirectoryInUseError) as err:

@@ -4,6 +4,12 @@ On CPUs with AVX-512 oneDNN's matmul on a pre-packed weight is much faster than 
 is the only native bfloat16 product; on AVX2-only CPUs MKL is the faster (``sew.cpu`` holds the
 rule, docs/cpu-paths.md the measurements). ``PackedLinear`` asks ``sew.cpu`` per dtype and falls
 back to ``F.linear``.
+
+oneDNN builds (JIT-compiles) a kernel for each input shape and keeps the last 1024 in a cache. A corpus
+gives every clip a new length, and a product on a shape not seen before costs 0.3-2 ms more than the
+product itself (docs/cpu-paths.md), which made the packed path slower than MKL on short clips. So the
+rows of a product are padded up to one of eight sizes per octave (``padded_rows``: at most 12.5%
+more rows) and a stream of clips reuses a bounded set of kernels.
 """
 
 from __future__ import annotations
@@ -54,12 +60,29 @@ def packed_linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | No
     return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
 
 
+def padded_rows(rows: int) -> int:
+    """``rows`` rounded up to a multiple of 1/8 to 1/16 of it (of 16 below 256): eight sizes per octave."""
+    step = max(16, 1 << max(0, rows.bit_length() - 4))
+    return -(-rows // step) * step
+
+
 def linear_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, cache: PackedWeight,
                    as_matrix=None) -> torch.Tensor:
     """``x @ W.T + b`` on oneDNN where this CPU prefers it for the dtype, else ``F.linear``;
-    ``as_matrix`` turns ``weight`` into the ``[out, in]`` matrix (a conv weight, say)."""
+    ``as_matrix`` turns ``weight`` into the ``[out, in]`` matrix (a conv weight, say). On oneDNN the
+    rows are zero-padded to ``padded_rows`` (the padding's outputs are cut off) so that the kernel
+    built for one shape serves many lengths."""
     if x.dtype == weight.dtype and x.device.type == "cpu" and onednn_product(x.dtype):
-        return packed_linear(x, cache.get(weight, as_matrix), bias)
+        packed = cache.get(weight, as_matrix)
+        features = x.shape[-1]
+        rows = x.numel() // features if features else 0
+        padded = padded_rows(rows)
+        if padded == rows:
+            return packed_linear(x, packed, bias)
+        rows_in = x.new_zeros(padded, features)
+        rows_in[:rows] = x.reshape(rows, features)
+        out = packed_linear(rows_in, packed, bias)
+        return out[:rows].view(*x.shape[:-1], out.shape[-1])
     return F.linear(x, weight if as_matrix is None else as_matrix(weight), bias)
 
 

@@ -14,7 +14,7 @@ from torch.nn import functional as F
 
 import sew
 from sew.cpu import capabilities, limit, onednn_product
-from sew.inference.packed import PackedLinear
+from sew.inference.packed import PackedLinear, padded_rows
 
 
 def Linear(*args) -> PackedLinear:  # noqa: N802 - an nn.Linear converted for inference
@@ -65,6 +65,31 @@ def test_native_onednn_path_equals_f_linear(monkeypatch, dtype):
         seen = onednn_calls(monkeypatch)
         check_layer(layer, x, dtype)
     assert len(seen) == 2
+
+
+def test_padded_rows_waste_at_most_an_eighth_and_give_eight_sizes_an_octave():
+    sizes = [padded_rows(rows) for rows in range(70_000)]
+    for rows, size in enumerate(sizes):
+        assert rows <= size <= rows + max(15, rows // 8), rows
+    assert padded_rows(padded_rows(1234)) == padded_rows(1234)
+    for low in (256, 1024, 32768):  # every octave from 256 rows maps onto at most 8 (+1: its top) sizes
+        assert len({s for s in sizes[low:2 * low]}) <= 9
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_native_onednn_pads_new_lengths_onto_shared_shapes(monkeypatch, dtype):
+    """Clips of 100 different lengths reach oneDNN as a few shapes (one kernel each), same numbers."""
+    torch.manual_seed(0)
+    layer = Linear(48, 80).to(dtype)
+    with native(dtype):
+        seen = onednn_calls(monkeypatch)
+        for frames in range(1000, 1100):
+            x = torch.randn(1, frames, 48).to(dtype)
+            check_layer(layer, x, dtype)
+            with torch.inference_mode():
+                assert layer(x).shape == (1, frames, 80)
+    rows = {shape[:-1].numel() for shape in seen}  # the strided halves: 500-549 rows
+    assert rows <= {512, 544, 576, 1024, 1088, 1152} and {shape[-1] for shape in seen} == {48}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
