@@ -300,7 +300,8 @@ def run_real(profile: RealProfile, data: str | Path, out_root="results", *, prog
 
 
 def curves_plot(rows: list[dict], path: Path) -> Path:
-    """Dev CER against fine-tuning minutes, one panel per language, scratch dashed and pretrained solid."""
+    """Dev CER against fine-tuning minutes, one panel per language, scratch dashed grey and pretrained solid
+    red, a marker (and shade) per seed so that seeds stay apart."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -311,9 +312,9 @@ def curves_plot(rows: list[dict], path: Path) -> Path:
     for ax, language in zip(axes[0], languages):
         for r in (r for r in rows if r["language"] == language and r["curve"]):
             xs, ys = zip(*r["curve"])
-            ax.plot(xs, ys, linestyle="--" if r["init"] == "scratch" else "-",
-                    color="tab:gray" if r["init"] == "scratch" else "tab:red", marker=".",
-                    label=f"{r['init']}, seed {r['seed']}")
+            shade = (("tab:gray", "black", "silver") if r["init"] == "scratch" else ("tab:red", "darkred", "salmon"))
+            ax.plot(xs, ys, linestyle="--" if r["init"] == "scratch" else "-", color=shade[r["seed"] % 3],
+                    marker=".ox^"[r["seed"] % 4], markersize=4, label=f"{r['init']}, seed {r['seed']}")
         ax.set_title(f"tuxpaint-{language}")
         ax.set_xlabel("fine-tuning minutes")
         ax.set_ylabel("dev CER (%)")
