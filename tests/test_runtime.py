@@ -47,21 +47,14 @@ def test_opt_out(monkeypatch):
     assert runtime.keep_freed_memory() is False
 
 
-CACHE_SCRIPT = """
-import os, sys
-from sew.runtime import keep_onednn_kernels
-print(keep_onednn_kernels(), os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"])
-"""
-
 
 @pytest.mark.parametrize("preset", [None, "256"])
-def test_keep_onednn_kernels_raises_the_cache_unless_the_environment_sets_it(preset):
-    from sew.runtime import ONEDNN_KERNELS
+def test_keep_onednn_kernels_raises_the_cache_unless_the_environment_sets_it(monkeypatch, preset):
+    from sew.runtime import ONEDNN_KERNELS, keep_onednn_kernels
 
-    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)  # restored after the test
     if preset:
-        env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = preset
-    out = subprocess.run([sys.executable, "-c", CACHE_SCRIPT], capture_output=True, text=True, check=True,
-                         env=env).stdout.split()
+        monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", preset)
+    out = [str(keep_onednn_kernels()), os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"]]
     want = int(preset) if preset else ONEDNN_KERNELS
     assert ONEDNN_KERNELS > 1024 and out == [str(want), str(want)]

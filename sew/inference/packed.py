@@ -79,9 +79,7 @@ def linear_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         padded = padded_rows(rows)
         if padded == rows:
             return packed_linear(x, packed, bias)
-        rows_in = x.new_zeros(padded, features)
-        rows_in[:rows] = x.reshape(rows, features)
-        out = packed_linear(rows_in, packed, bias)
+        out = packed_linear(F.pad(x.reshape(rows, features), (0, 0, 0, padded - rows)), packed, bias)
         return out[:rows].view(*x.shape[:-1], out.shape[-1])
     return F.linear(x, weight if as_matrix is None else as_matrix(weight), bias)
 
