@@ -28,6 +28,7 @@ class EdgeSilence:
     leading: int = 0
     trailing: int = 0
     trimmed_db: float | None = None  # the --trim-silence the manifest cut at, if any
+    transcribed: bool = True  # False for a split of class labels only: the CTC advice does not concern it
 
     def add(self, samples: int, leading: int, trailing: int) -> None:
         self.files += 1
@@ -52,7 +53,7 @@ class EdgeSilence:
 
     def advice(self) -> str | None:
         """What to do when the edges are large enough to matter and were not cut."""
-        if self.trimmed_db is not None or self.share < ADVISE_SHARE:
+        if self.trimmed_db is not None or not self.transcribed or self.share < ADVISE_SHARE:
             return None
         return (f"at {ADVISE_SHARE:.0%} or more, quick CTC fine-tuning from scratch tends to stay on the blank "
                 f"plateau: write the manifest again with --trim-silence {EDGE_DB:g}")

@@ -180,6 +180,12 @@ def test_manifest_reports_edge_silence_and_finetune_repeats_the_advice(tmp_path,
             assert "cut (--trim-silence 25)" in stdout and advice is None
         else:
             assert "--trim-silence 25" in stdout and advice is not None and "--trim-silence 25" in advice
+    # The same audio with class labels instead of transcripts: measured, but the CTC advice is not given.
+    (tmp_path / "src" / "metadata.csv").write_text("file_name,label\npadded.wav,x\ntight.wav,y\n")
+    code, stdout, _ = cli("data", "manifest", tmp_path / "src", "--out", tmp_path / "labels", "--no-progress")
+    share = float(re.search(r"train: edge silence ([\d.]+)% of the audio", stdout).group(1)) / 100
+    assert code == 0 and abs(share - expected) <= 0.02 and "--trim-silence" not in stdout
+    assert silence_advice(tmp_path / "labels", "train") is None
     audio.write(tmp_path / "clean" / "a.wav", seconds=0.5)
     (tmp_path / "clean" / "metadata.csv").write_text("file_name,text\na.wav,x\n")
     code, stdout, _ = cli("data", "manifest", tmp_path / "clean", "--out", tmp_path / "c", "--no-progress")
