@@ -47,7 +47,6 @@ def test_opt_out(monkeypatch):
     assert runtime.keep_freed_memory() is False
 
 
-
 @pytest.mark.parametrize("preset", [None, "256"])
 def test_keep_onednn_kernels_raises_the_cache_unless_the_environment_sets_it(monkeypatch, preset):
     from sew.runtime import ONEDNN_KERNELS, keep_onednn_kernels

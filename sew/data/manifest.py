@@ -230,7 +230,7 @@ def write_manifest(source: str | Path, out_dir: str | Path, log: RejectLog, *, s
                            vocab=vocab, copy_to=audio_dir, trim_db=trim_db, progress=progress, silence=silence)
         write_split(out, corpus.split, good, root=str(audio_dir.resolve()) if copy else None)
         silence.transcribed = any(u.transcript for u in good)
-        if saved is None and corpus.split.startswith("train") and any(u.transcript for u in good):
+        if saved is None and corpus.split.startswith("train") and silence.transcribed:
             saved = Vocabulary.build(u.transcript for u in good if u.transcript)
         notes = {k: v - notes_before.get(k, 0) for k, v in log.notes.items() if v > notes_before.get(k, 0)}
         fast = sum(1 for u in good if u.transcript
