@@ -35,13 +35,14 @@ def build_model(name_or_config, vocab_size: int | None = None, **overrides) -> S
 
 
 def build_classifier(name_or_config, labels, *, use_weighted_layer_sum: bool = False, proj_size: int = 256,
-                     **overrides) -> SequenceClassifier:
+                     pooling: str = "mean", **overrides) -> SequenceClassifier:
     """A randomly initialised utterance classifier over ``labels`` (names, index = class id) on the
     encoder of a preset name, a YAML path, a dict or an ``EncoderConfig``; ``overrides`` replace
     encoder config fields. To start from a trained encoder use ``SequenceClassifier.from_encoder``.
     """
     labels = labels if isinstance(labels, str) else list(labels)  # a string is refused by the config
-    head = ClassifierConfig(labels=labels, use_weighted_layer_sum=use_weighted_layer_sum, proj_size=proj_size)
+    head = ClassifierConfig(labels=labels, use_weighted_layer_sum=use_weighted_layer_sum, proj_size=proj_size,
+                            pooling=pooling)
     return SequenceClassifier(load_config(name_or_config, **overrides), head)
 
 

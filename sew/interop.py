@@ -296,6 +296,10 @@ def export_hf(model, path: str | Path, vocab=None) -> Path:
     if isinstance(model, SequenceClassifier):
         if vocab is not None:
             raise ValueError("export_hf: a classifier has no CTC vocabulary; pass vocab=None")
+        if model.head_config.pooling != "mean":
+            raise ValueError(f"export_hf: transformers' classification head pools by the mean only; this "
+                             f"classifier pools by {model.head_config.pooling!r} (head.pooling): keep it in "
+                             f"sew's format (save_pretrained) or train it with head.pooling=mean")
         hf_config = classifier_config_to_hf(model)
         tensors = state_dict_to_hf(model.encoder.state_dict(), cfg.family, with_head=True)
         tensors.update({k: v for k, v in model.state_dict().items() if k.startswith(HF_CLASSIFIER_KEYS)})

@@ -47,6 +47,7 @@ class ClassifyData:
 class HeadSettings:
     use_weighted_layer_sum: bool = False  # softmax-weighted sum of every layer's hidden states
     proj_size: int = 256  # transformers' classifier_proj_size
+    pooling: str = "mean"  # mean, or mean_std (mean and standard deviation of the frames; not exportable to transformers)
 
 
 @dataclass
@@ -93,13 +94,13 @@ def build_classifier_model(recipe: ClassifyRecipe, labels: list[str]):
     from sew.models.classifier import ClassifierConfig, SequenceClassifier
 
     head = ClassifierConfig(labels=list(labels), use_weighted_layer_sum=recipe.head.use_weighted_layer_sum,
-                            proj_size=recipe.head.proj_size)
+                            proj_size=recipe.head.proj_size, pooling=recipe.head.pooling)
     if recipe.model == "logmel":
-        return LogMelClassifier(LogMelConfig(labels=list(labels), proj_size=recipe.head.proj_size))
+        return LogMelClassifier(LogMelConfig(labels=list(labels), proj_size=head.proj_size, pooling=head.pooling))
     directory = model_directory(recipe.model)
     if directory is None:
         return sew.build_classifier(recipe.model, labels, use_weighted_layer_sum=head.use_weighted_layer_sum,
-                                    proj_size=head.proj_size, **recipe.model_overrides)
+                                    proj_size=head.proj_size, pooling=head.pooling, **recipe.model_overrides)
     source = sew.load_model(directory)
     if isinstance(source, SequenceClassifier) and source.labels == list(labels) and not recipe.model_overrides:
         return source

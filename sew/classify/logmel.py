@@ -2,7 +2,7 @@
 
 The reference point of the downstream benchmark's frozen probes (SUPERB's FBANK row): 25 ms windows
 every 10 ms, a per-frame LayerNorm (keeps the spectral shape, drops the level), then the same
-projector, mean pooling over valid frames and linear classifier as the encoders' probes.
+projector, pooling over valid frames (``pooling``) and linear classifier as the encoders' probes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from torch import nn
 
 from sew.data.mel import mel_filters
 from sew.files import save_tensors, write_json
-from sew.models.lengths import lengths_to_mask
 
 CONFIG_NAME = "logmel_config.json"
 
@@ -27,6 +26,13 @@ class LogMelConfig:
     proj_size: int = 256
     n_fft: int = 400
     hop: int = 160
+    pooling: str = "mean"  # or "mean_std", as ClassifierConfig.pooling
+
+    def __post_init__(self) -> None:
+        from sew.models.classifier import POOLINGS
+
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"log-mel config field 'pooling': got {self.pooling!r}, expected one of {', '.join(POOLINGS)}")
 
     def to_dict(self) -> dict:  # what the trainer's checkpoints store as the model's config
         return dict(vars(self))
@@ -42,7 +48,7 @@ class LogMelClassifier(nn.Module):
         self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
         self.norm = nn.LayerNorm(config.n_mels)
         self.projector = nn.Linear(config.n_mels, config.proj_size)
-        self.classifier = nn.Linear(config.proj_size, len(config.labels))
+        self.classifier = nn.Linear(config.proj_size * (2 if config.pooling == "mean_std" else 1), len(config.labels))
 
     @property
     def labels(self) -> list[str]:
@@ -53,7 +59,7 @@ class LogMelClassifier(nn.Module):
         return (torch.div(lengths - c.n_fft, c.hop, rounding_mode="floor") + 1).clamp(min=0)
 
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None, **_):
-        from sew.models.classifier import ClassifierOutput
+        from sew.models.classifier import ClassifierOutput, pool_frames
 
         c = self.config
         if lengths is None:
@@ -62,8 +68,7 @@ class LogMelClassifier(nn.Module):
         power = torch.fft.rfft(frames, dim=-1).abs() ** 2
         x = self.norm(torch.log(power @ self.filters + 1e-6))
         frame_lengths = self.frame_lengths(lengths.to(waveforms.device))
-        mask = lengths_to_mask(frame_lengths, x.shape[1])[..., None].to(x.dtype)
-        pooled = (self.projector(x) * mask).sum(1) / frame_lengths.clamp(min=1)[:, None].to(x.dtype)
+        pooled = pool_frames(self.projector(x), frame_lengths, self.config.pooling)
         return ClassifierOutput(logits=self.classifier(pooled), pooled=pooled, lengths=frame_lengths)
 
 

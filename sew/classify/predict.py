@@ -1,9 +1,9 @@
 """Load a classifier and classify files of any length in bounded memory.
 
 A file longer than ``chunk_seconds`` is cut into consecutive windows (start = a multiple of the
-model's frame unit); each window's projected frames are summed and counted, and the file's pooled
-vector is the sum over windows divided by the frame count: mean pooling over the whole file,
-with each frame seen through its own window's context. Memory is bounded by one window.
+model's frame unit); each window's pooled vector and frame count are kept, and the file's pooled
+vector combines them by frame count (``merge_pooled``): the pooling over the whole file, with each
+frame seen through its own window's context. Memory is bounded by one window.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from sew.data.audio import load_input
+from sew.models.classifier import merge_pooled
 
 
 def load_classifier(model_dir, device: str | None = None):
@@ -59,17 +60,14 @@ def pooled_logits(model, waveform: torch.Tensor, *, chunk_seconds: float = 30.0,
     chunk = max(int(chunk_seconds * 16000) // unit * unit, unit)
     if samples <= chunk:
         return model(waveform[None].to(device)).logits[0].float().cpu()
-    total, frames = None, 0
+    parts = []
     for start in range(0, samples, chunk):
         piece = waveform[start:start + chunk]
         if piece.shape[0] < cfg.receptive_field:  # a tail shorter than one frame adds nothing
             break
         out = model(piece[None].to(device))
-        n = int(out.lengths[0])
-        part = out.pooled[0].float().cpu() * n
-        total = part if total is None else total + part
-        frames += n
-    pooled = total / max(frames, 1)
+        parts.append((out.pooled[0].float().cpu(), int(out.lengths[0])))
+    pooled = merge_pooled(parts, model.head_config.pooling)
     return model.classifier(pooled.to(device).to(model.classifier.weight.dtype)).float().cpu()
 
 

@@ -1,4 +1,4 @@
-"""Utterance classification: an encoder, a projection, mean pooling over valid frames, a linear classifier.
+"""Utterance classification: an encoder, a projection, pooling over valid frames, a linear classifier.
 
 The head of ``transformers``' ``SEWForSequenceClassification`` / ``SEWDForSequenceClassification`` /
 ``Wav2Vec2ForSequenceClassification`` (same parameter names: ``layer_weights``, ``projector``,
@@ -26,6 +26,35 @@ from sew.models.encoder import SpeechEncoder, _init_weights
 from sew.models.lengths import lengths_to_mask, squeezed_lengths
 
 
+POOLINGS = ("mean", "mean_std")
+STD_EPS = 1e-5  # keeps the standard deviation differentiable on a constant stretch
+
+
+def pool_frames(x: torch.Tensor, lengths: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
+    """``x`` ``[batch, frames, dim]`` pooled over each row's first ``lengths`` frames: ``[batch, dim]`` for
+    ``mean``, ``[batch, 2 * dim]`` (mean, then standard deviation) for ``mean_std``; padding never counts."""
+    mask = lengths_to_mask(lengths, x.shape[1])[..., None]
+    count = lengths.clamp(min=1)[:, None].to(x.dtype)
+    mean = x.masked_fill(~mask, 0.0).sum(1) / count
+    if pooling == "mean":
+        return mean
+    centred = (x - mean[:, None]).masked_fill(~mask, 0.0)
+    std = (centred.square().sum(1) / count + STD_EPS).sqrt()
+    return torch.cat([mean, std], dim=-1)
+
+
+def merge_pooled(parts: list[tuple[torch.Tensor, int]], pooling: str = "mean") -> torch.Tensor:
+    """The pooled vector of a whole file from its windows' ``(pool_frames output [dim], frames)``: as if
+    every frame had been pooled at once (the windows' means and variances combined by frame count)."""
+    frames = sum(n for _, n in parts)
+    if pooling == "mean":
+        return sum(p * n for p, n in parts) / max(frames, 1)
+    d = parts[0][0].shape[-1] // 2
+    mean = sum(p[:d] * n for p, n in parts) / max(frames, 1)
+    square = sum((p[d:].square() - STD_EPS + p[:d].square()) * n for p, n in parts) / max(frames, 1)
+    return torch.cat([mean, ((square - mean.square()).clamp(min=0) + STD_EPS).sqrt()])
+
+
 @dataclass
 class ClassifierConfig:
     """The classification head: label names (index = class id), weighted layer sum, projection width."""
@@ -33,6 +62,9 @@ class ClassifierConfig:
     labels: list[str]
     use_weighted_layer_sum: bool = False
     proj_size: int = 256  # transformers' classifier_proj_size
+    # "mean": transformers' head. "mean_std": the mean and the standard deviation of the projected
+    # frames (x-vector statistics pooling), twice the classifier's inputs; not exportable to transformers.
+    pooling: str = "mean"
 
     def __post_init__(self) -> None:
         if isinstance(self.labels, (list, tuple)):
@@ -57,6 +89,8 @@ class ClassifierConfig:
             raise bad("use_weighted_layer_sum", f"expected true or false, found {self.use_weighted_layer_sum!r}")
         if isinstance(self.proj_size, bool) or not isinstance(self.proj_size, int) or self.proj_size < 1:
             raise bad("proj_size", f"got {self.proj_size!r}, expected a positive integer")
+        if self.pooling not in POOLINGS:
+            raise bad("pooling", f"got {self.pooling!r}, expected one of {', '.join(POOLINGS)}")
 
     def to_dict(self) -> dict[str, Any]:
         return to_mapping(self)
@@ -68,7 +102,7 @@ class ClassifierConfig:
 
 @dataclass
 class ClassifierOutput:
-    """``logits`` ``[batch, num_labels]``, ``pooled`` ``[batch, proj_size]``, pooled frame counts ``lengths``."""
+    """``logits`` ``[batch, num_labels]``, ``pooled`` ``[batch, proj_size]`` (twice that for ``mean_std``), pooled frame counts ``lengths``."""
 
     logits: torch.Tensor
     pooled: torch.Tensor
@@ -96,7 +130,8 @@ class SequenceClassifier(nn.Module):
             n = self.config.num_layers + 1
             self.layer_weights = nn.Parameter(torch.ones(n) / n)
         self.projector = nn.Linear(d, head.proj_size)
-        self.classifier = nn.Linear(head.proj_size, len(head.labels))
+        pooled_size = head.proj_size * (2 if head.pooling == "mean_std" else 1)
+        self.classifier = nn.Linear(pooled_size, len(head.labels))
         _init_weights(self.projector)
         _init_weights(self.classifier)
 
@@ -128,10 +163,7 @@ class SequenceClassifier(nn.Module):
                 valid = squeezed_lengths(valid, self.config.squeeze_factor)
         else:
             x, valid = out.last_hidden_state, out.lengths
-        x = self.projector(x)
-        mask = lengths_to_mask(valid, x.shape[1])
-        total = x.masked_fill(~mask[..., None], 0.0).sum(1)
-        pooled = total / valid.clamp(min=1)[:, None].to(x.dtype)
+        pooled = pool_frames(self.projector(x), valid, self.head_config.pooling)
         logits = self.classifier(pooled)
         return ClassifierOutput(logits=logits, pooled=pooled, lengths=valid,
                                 hidden_states=out.hidden_states if output_hidden_states else None)
@@ -144,4 +176,4 @@ class SequenceClassifier(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-__all__ = ["ClassifierConfig", "ClassifierOutput", "SequenceClassifier"]
+__all__ = ["ClassifierConfig", "ClassifierOutput", "POOLINGS", "SequenceClassifier", "merge_pooled", "pool_frames"]

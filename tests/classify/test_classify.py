@@ -115,16 +115,34 @@ def test_logmel_baseline_learns_the_tones(tone_corpus, tmp_path):
     assert score(tmp_path / "logmel" / "final", tone_corpus)["accuracy"] >= 0.9
 
 
-def test_long_files_pool_over_windows():
+@pytest.mark.parametrize("pooling", ["mean", "mean_std"])
+def test_logmel_padded_batch_equals_alone(pooling):
+    from sew.classify.logmel import LogMelClassifier, LogMelConfig
+
+    torch.manual_seed(0)
+    model = LogMelClassifier(LogMelConfig(labels=["a", "b", "c"], proj_size=8, pooling=pooling)).eval()
+    waves = [torch.randn(n) for n in (4000, 2500)]
+    batch = torch.nn.utils.rnn.pad_sequence(waves, batch_first=True)
+    with torch.no_grad():
+        out = model(batch, torch.tensor([4000, 2500]))
+        assert out.pooled.shape == (2, 16 if pooling == "mean_std" else 8)
+        for i, wave in enumerate(waves):
+            assert (model(wave[None]).logits[0] - out.logits[i]).abs().max() <= 1e-5
+    with pytest.raises(ValueError, match="log-mel config field 'pooling'"):
+        LogMelConfig(labels=["a", "b"], pooling="median")
+
+
+@pytest.mark.parametrize("pooling", ["mean", "mean_std"])
+def test_long_files_pool_over_windows(pooling):
     from sew.classify.predict import pooled_logits
 
     torch.manual_seed(0)
-    model = sew.build_classifier("sew-d-micro", ["a", "b", "c"], num_layers=1).eval()
+    model = sew.build_classifier("sew-d-micro", ["a", "b", "c"], num_layers=1, pooling=pooling).eval()
     unit = 16000
     window = torch.randn(unit) * 0.1
     with torch.no_grad():
         whole = model(window[None]).logits[0]
-        # three identical windows: the mean over the file is the mean over one window
+        # three identical windows: the mean (and spread) over the file is that over one window
         tiled = pooled_logits(model, window.repeat(3), chunk_seconds=1.0)
         assert torch.allclose(tiled, whole, atol=1e-5)
         # a file shorter than a window is one forward

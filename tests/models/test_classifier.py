@@ -9,7 +9,7 @@ import torch
 
 import sew
 from sew.checkpoint import save_model
-from sew.models.classifier import ClassifierConfig, SequenceClassifier
+from sew.models.classifier import POOLINGS, STD_EPS, ClassifierConfig, SequenceClassifier, merge_pooled, pool_frames
 
 from .helpers import padded_batch
 
@@ -23,10 +23,11 @@ FAMILIES = ["sew", "sew-d", "wav2vec2"]
 LENGTHS = [3283, 1683, 2480]
 
 
-def tiny_classifier(family: str, weighted: bool, proj_size: int = 16, **overrides) -> SequenceClassifier:
+def tiny_classifier(family: str, weighted: bool, proj_size: int = 16, pooling: str = "mean",
+                    **overrides) -> SequenceClassifier:
     torch.manual_seed(0)
     model = sew.build_classifier({"family": family, **TINY, **overrides}, LABELS,
-                                 use_weighted_layer_sum=weighted, proj_size=proj_size)
+                                 use_weighted_layer_sum=weighted, proj_size=proj_size, pooling=pooling)
     with torch.no_grad():  # a head far from its init, layer weights far from uniform: a wrong state or frame shows
         for p in (*model.projector.parameters(), *model.classifier.parameters()):
             p.normal_(std=0.5)
@@ -35,14 +36,15 @@ def tiny_classifier(family: str, weighted: bool, proj_size: int = 16, **override
     return model.eval()
 
 
-@pytest.mark.parametrize("weighted", [False, True], ids=["last", "weighted"])
+@pytest.mark.parametrize("weighted,pooling", [(False, "mean"), (True, "mean"), (True, "mean_std")],
+                         ids=["last", "weighted", "weighted-mean-std"])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_padded_batch_equals_alone(family, weighted):
-    model = tiny_classifier(family, weighted)
+def test_padded_batch_equals_alone(family, weighted, pooling):
+    model = tiny_classifier(family, weighted, pooling=pooling)
     waves, batch, lengths = padded_batch(LENGTHS, seed=1)
     with torch.no_grad():
         out = model(batch, lengths)
-        assert out.logits.shape == (3, len(LABELS)) and out.pooled.shape == (3, 16)
+        assert out.logits.shape == (3, len(LABELS)) and out.pooled.shape == (3, 32 if pooling == "mean_std" else 16)
         frames = model.output_lengths(lengths)
         squeezed = frames // 2 if weighted and family != "wav2vec2" else frames
         assert out.lengths.tolist() == squeezed.tolist()
@@ -78,12 +80,43 @@ def test_the_weighted_sum_uses_every_state():
     assert model(x).hidden_states is None
 
 
+def test_mean_std_pooling_is_the_frames_mean_and_standard_deviation():
+    model = tiny_classifier("sew-d", weighted=False, pooling="mean_std")
+    x = torch.randn(1, 3283)
+    with torch.no_grad():
+        out = model(x)
+        frames = model.projector(model.encoder(x).last_hidden_state)[0]
+        expected = torch.cat([frames.mean(0), (frames.var(0, unbiased=False) + STD_EPS).sqrt()])
+    assert out.pooled.shape == (1, 32) and (out.pooled[0] - expected).abs().max() <= 1e-5
+    assert (out.logits[0] - model.classifier(expected)).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_windows_merge_as_one_pooling(pooling):
+    """merge_pooled over unequal windows of frames gives what pool_frames gives on all of them at once."""
+    torch.manual_seed(3)
+    frames = torch.randn(57, 6, dtype=torch.float64) * 3 + 1
+    cuts = [0, 20, 21, 57]
+    whole = pool_frames(frames[None], torch.tensor([57]), pooling)[0]
+    parts = [(pool_frames(frames[None, a:b], torch.tensor([b - a]), pooling)[0], b - a) for a, b in zip(cuts, cuts[1:])]
+    assert (merge_pooled(parts, pooling) - whole).abs().max() <= 1e-9
+
+
+def test_mean_std_heads_are_not_exported_to_transformers(tmp_path):
+    model = tiny_classifier("sew", weighted=False, pooling="mean_std")
+    with pytest.raises(ValueError, match="pools by the mean only.*head.pooling=mean"):
+        sew.export_hf(model, tmp_path / "hf")
+    assert not (tmp_path / "hf").exists()
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_save_load_round_trip(tmp_path, family):
-    model = tiny_classifier(family, weighted=family != "sew", proj_size=8)
+    pooling = "mean_std" if family == "sew-d" else "mean"
+    model = tiny_classifier(family, weighted=family != "sew", proj_size=8, pooling=pooling)
     save_model(model, tmp_path)
     meta = json.loads((tmp_path / "sew_config.json").read_text())
-    assert meta["classifier"] == {"labels": LABELS, "use_weighted_layer_sum": family != "sew", "proj_size": 8}
+    assert meta["classifier"] == {"labels": LABELS, "use_weighted_layer_sum": family != "sew", "proj_size": 8,
+                                  "pooling": pooling}
     assert meta["model"]["family"] == family and meta["model"]["vocab_size"] is None
     loaded = sew.load_model(tmp_path).eval()
     assert isinstance(loaded, SequenceClassifier)
@@ -124,6 +157,7 @@ def test_cpu_inference_conversion_keeps_the_logits():
     ({"labels": ["a", "b", "a"]}, "labels"),
     ({"labels": "ab"}, "labels"),
     ({"labels": ["a", "b"], "proj_size": 0}, "proj_size"),
+    ({"labels": ["a", "b"], "pooling": "max"}, "pooling"),
 ])
 def test_config_errors_name_the_field(fields, field):
     with pytest.raises(ValueError, match=f"classifier config field '{field}'"):
