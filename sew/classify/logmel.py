@@ -15,6 +15,7 @@ from torch import nn
 
 from sew.data.mel import mel_filters
 from sew.files import save_tensors, write_json
+from sew.models.classifier import POOLINGS, ClassifierOutput, pool_frames, pooled_size
 
 CONFIG_NAME = "logmel_config.json"
 
@@ -29,8 +30,6 @@ class LogMelConfig:
     pooling: str = "mean"  # or "mean_std", as ClassifierConfig.pooling
 
     def __post_init__(self) -> None:
-        from sew.models.classifier import POOLINGS
-
         if self.pooling not in POOLINGS:
             raise ValueError(f"log-mel config field 'pooling': got {self.pooling!r}, expected one of {', '.join(POOLINGS)}")
 
@@ -48,7 +47,7 @@ class LogMelClassifier(nn.Module):
         self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
         self.norm = nn.LayerNorm(config.n_mels)
         self.projector = nn.Linear(config.n_mels, config.proj_size)
-        self.classifier = nn.Linear(config.proj_size * (2 if config.pooling == "mean_std" else 1), len(config.labels))
+        self.classifier = nn.Linear(pooled_size(config.proj_size, config.pooling), len(config.labels))
 
     @property
     def labels(self) -> list[str]:
@@ -59,8 +58,6 @@ class LogMelClassifier(nn.Module):
         return (torch.div(lengths - c.n_fft, c.hop, rounding_mode="floor") + 1).clamp(min=0)
 
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None, **_):
-        from sew.models.classifier import ClassifierOutput, pool_frames
-
         c = self.config
         if lengths is None:
             lengths = torch.full((waveforms.shape[0],), waveforms.shape[1], device=waveforms.device)

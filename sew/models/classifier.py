@@ -30,6 +30,11 @@ POOLINGS = ("mean", "mean_std")
 STD_EPS = 1e-5  # keeps the standard deviation differentiable on a constant stretch
 
 
+def pooled_size(proj_size: int, pooling: str) -> int:
+    """Width of ``pool_frames``' output for ``proj_size``-wide frames: the classifier's inputs."""
+    return proj_size * (2 if pooling == "mean_std" else 1)
+
+
 def pool_frames(x: torch.Tensor, lengths: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
     """``x`` ``[batch, frames, dim]`` pooled over each row's first ``lengths`` frames: ``[batch, dim]`` for
     ``mean``, ``[batch, 2 * dim]`` (mean, then standard deviation) for ``mean_std``; padding never counts."""
@@ -130,8 +135,7 @@ class SequenceClassifier(nn.Module):
             n = self.config.num_layers + 1
             self.layer_weights = nn.Parameter(torch.ones(n) / n)
         self.projector = nn.Linear(d, head.proj_size)
-        pooled_size = head.proj_size * (2 if head.pooling == "mean_std" else 1)
-        self.classifier = nn.Linear(pooled_size, len(head.labels))
+        self.classifier = nn.Linear(pooled_size(head.proj_size, head.pooling), len(head.labels))
         _init_weights(self.projector)
         _init_weights(self.classifier)
 
@@ -176,4 +180,4 @@ class SequenceClassifier(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-__all__ = ["ClassifierConfig", "ClassifierOutput", "POOLINGS", "SequenceClassifier", "merge_pooled", "pool_frames"]
+__all__ = ["ClassifierConfig", "ClassifierOutput", "POOLINGS", "SequenceClassifier", "merge_pooled", "pool_frames", "pooled_size"]
