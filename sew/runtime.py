@@ -1,5 +1,6 @@
 """Process-wide settings for fast CPU work: how glibc's malloc treats PyTorch's large buffers, and
-how many compiled kernels oneDNN keeps (``keep_onednn_kernels``).
+how many compiled kernels oneDNN keeps (``keep_onednn_kernels``: many for inference, few for
+training).
 
 PyTorch's CPU allocator has no cache: every activation is a fresh ``malloc`` and a ``free``. glibc
 serves blocks above its mmap threshold (at most 32 MiB) with a fresh ``mmap``, so each such
@@ -45,21 +46,40 @@ def keep_freed_memory() -> bool:
     return ok
 
 
-ONEDNN_KERNELS = 4096
+INFERENCE_KERNELS = 4096
+TRAINING_KERNELS = 256
+_ENV_KERNELS = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+_user_kernels: str | None = None  # the environment's capacity before sew set one ("" when unset)
 
 
-def keep_onednn_kernels(capacity: int = ONEDNN_KERNELS) -> int:
+def keep_onednn_kernels(capacity: int = INFERENCE_KERNELS) -> int:
     """Let oneDNN keep ``capacity`` compiled kernels (its default: 1024) unless the environment sets
-    ``ONEDNN_PRIMITIVE_CACHE_CAPACITY``; returns the capacity asked for.
+    ``ONEDNN_PRIMITIVE_CACHE_CAPACITY``; returns the capacity in force.
 
-    oneDNN compiles a kernel per product shape; evicting one costs 0.3-2 ms to rebuild it. Even with
-    rows padded to shared sizes (``sew.inference.packed``), a SEW-D over a corpus of clips uses more
-    than 1024 (13 conv layers times the sizes its lengths pass through, for each model in the
-    process). oneDNN reads the variable when it builds its first kernel, so call this before any
-    oneDNN product runs; the ``sew`` command does at start.
+    oneDNN compiles a kernel per product shape and reads the capacity once, when it builds its first
+    kernel, so call this before any oneDNN product runs; the ``sew`` command does at start, choosing
+    by what the command does:
+
+    * inference (``INFERENCE_KERNELS``): evicting a kernel costs 0.3-2 ms to rebuild it, and even with
+      rows padded to shared sizes (``sew.inference.packed``) a SEW-D over a corpus of clips uses more
+      than 1024 (13 conv layers times the sizes its lengths pass through, for each model);
+    * training (``TRAINING_KERNELS``): nearly every batch has a length of its own, so kernels are
+      rarely reused across updates, and a process whose cache fills up with thousands of them trains
+      more slowly as it goes (docs/cpu-paths.md); 256 still holds several updates' kernels (a SEW-D
+      micro update uses 31 distinct ones).
     """
-    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(capacity))
-    return int(os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"])
+    global _user_kernels
+    if _user_kernels is None:
+        _user_kernels = os.environ.get(_ENV_KERNELS, "")
+    os.environ.setdefault(_ENV_KERNELS, str(capacity))
+    return int(os.environ[_ENV_KERNELS])
+
+
+def inference_kernels() -> int:
+    """The capacity a process that runs models should have: the environment's, when it set one before
+    ``keep_onednn_kernels`` did, else ``INFERENCE_KERNELS`` (for ``sew.bench.timing.in_fresh_process``)."""
+    user = os.environ.get(_ENV_KERNELS, "") if _user_kernels is None else _user_kernels
+    return int(user) if user else INFERENCE_KERNELS
 
 
 def resolve_device(name: str) -> str:

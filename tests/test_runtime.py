@@ -47,13 +47,55 @@ def test_opt_out(monkeypatch):
     assert runtime.keep_freed_memory() is False
 
 
-@pytest.mark.parametrize("preset", [None, "256"])
-def test_keep_onednn_kernels_raises_the_cache_unless_the_environment_sets_it(monkeypatch, preset):
-    from sew.runtime import ONEDNN_KERNELS, keep_onednn_kernels
+@pytest.mark.parametrize("preset", [None, "300"])
+def test_keep_onednn_kernels_sets_the_cache_unless_the_environment_did(monkeypatch, preset):
+    import sew.runtime as runtime
 
     monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)  # restored after the test
+    monkeypatch.setattr(runtime, "_user_kernels", None)
     if preset:
         monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", preset)
-    out = [str(keep_onednn_kernels()), os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"]]
-    want = int(preset) if preset else ONEDNN_KERNELS
-    assert ONEDNN_KERNELS > 1024 and out == [str(want), str(want)]
+    out = [runtime.keep_onednn_kernels(runtime.TRAINING_KERNELS), os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"]]
+    want = int(preset) if preset else runtime.TRAINING_KERNELS
+    assert out == [want, str(want)]
+    # A process started for inference from this one gets the user's capacity, or the inference one,
+    # never the training capacity this process wrote into the environment.
+    assert runtime.inference_kernels() == (int(preset) if preset else runtime.INFERENCE_KERNELS)
+    assert runtime.TRAINING_KERNELS < 1024 < runtime.INFERENCE_KERNELS
+
+
+@pytest.mark.parametrize("argv, trains", [
+    (["finetune"], True), (["pretrain"], True), (["bench"], True), (["bench", "wer"], True),
+    (["bench", "speed"], False), (["bench", "train-speed"], False), (["transcribe", "x.wav", "--model", "m"], False),
+    (["classify", "x.wav", "--model", "m"], False), (["eval", "--model", "m"], False)])
+def test_commands_that_train_keep_few_kernels(argv, trains):
+    from sew.cli import build_parser
+
+    assert getattr(build_parser().parse_args(argv), "trains", False) is trains
+
+
+def test_timing_runs_in_a_fresh_process_with_the_inference_cache(monkeypatch):
+    """A training process (few kernels kept) times its models in a child that keeps many, with its own
+    thread count, and the child's failures come back into the parent's log."""
+    import torch
+
+    import sew.runtime as runtime
+    from sew.bench.failures import FailureLog
+    from sew.bench.speed import SpeedSetup, run_speed_suite
+    from sew.bench.timing import in_fresh_process
+
+    monkeypatch.setattr(runtime, "_user_kernels", None)
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    runtime.keep_onednn_kernels(runtime.TRAINING_KERNELS)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert in_fresh_process(os.getenv, "ONEDNN_PRIMITIVE_CACHE_CAPACITY") == str(runtime.INFERENCE_KERNELS)
+        assert in_fresh_process(torch.get_num_threads) == 1
+        failures = FailureLog()
+        run = in_fresh_process(run_speed_suite, ["no-such-model"], SpeedSetup(lengths=[1600], repeats=1),
+                               reference=False, failures=failures, log=str)
+    finally:
+        torch.set_num_threads(threads)
+    assert run.rows == [] and [(r["model"], r["phase"]) for r in failures.records] == [("no-such-model", "speed")]
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(runtime.TRAINING_KERNELS)  # this process unchanged

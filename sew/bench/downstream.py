@@ -124,7 +124,7 @@ def run_downstream(profile: DownstreamProfile, out_root="results", *, seed: int 
     from sew.bench.pretrained import pretrained_encoder
     from sew.bench.profile import Progress
     from sew.bench.report import PhaseStore, markdown_table, results_dir, write_results
-    from sew.bench.timing import machine_info
+    from sew.bench.timing import in_fresh_process, machine_info
     from sew.classify.data import corpus_labels
     from sew.data.corpus import read_corpus
     from sew.data.tasks import default_task
@@ -152,9 +152,9 @@ def run_downstream(profile: DownstreamProfile, out_root="results", *, seed: int 
         steps.step(f"{task}: data and speed")
         roots[task] = root = default_task(task)
         labels = corpus_labels(read_corpus(root, split="train"))
-        timed = store.run(f"speed {task}", lambda: time_models(
-            profile.models, root, labels, utterances=profile.speed_utterances, repeats=profile.speed_repeats,
-            failures=failures, task=task))
+        timed = store.run(f"speed {task}", lambda: in_fresh_process(
+            time_models, profile.models, root, labels, utterances=profile.speed_utterances,
+            repeats=profile.speed_repeats, failures=failures, task=task))
         for r in timed:
             speed.append({"task": task, **r})
     add_speed_ratios(speed)

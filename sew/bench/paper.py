@@ -11,6 +11,7 @@ checkpoints are first fine-tuned with the official 100h recipe on the corpus's t
 
 from __future__ import annotations
 
+import functools
 import random
 import sys
 from dataclasses import dataclass, field
@@ -116,6 +117,7 @@ def run_paper(run: PaperRun, data: str | Path | None, out_root: str | Path = "re
     from sew.bench.profile import Progress
     from sew.bench.report import PhaseStore, markdown_table, results_dir, write_results
     from sew.bench.speed import SpeedSetup, run_speed_suite
+    from sew.bench.timing import in_fresh_process
     from sew.data.corpus import list_splits
     from sew.hub import resolve_model_dir
 
@@ -134,7 +136,7 @@ def run_paper(run: PaperRun, data: str | Path | None, out_root: str | Path = "re
     models = list(run.models)
     tuned = len(run.pretrained) if run.finetune_minutes else 0
     scored = len(models) + tuned
-    steps = Progress([run.finetune_minutes * 60 if tuned else None] * tuned + [None] * scored
+    steps = Progress([run.finetune_minutes * 60 if tuned else None] * tuned + [None]
                      + [None] * scored * len(run.splits) * (2 if run.lm else 1))
     if run.finetune_minutes:
         for hub_id in run.pretrained:
@@ -149,10 +151,10 @@ def run_paper(run: PaperRun, data: str | Path | None, out_root: str | Path = "re
     lengths = speed_lengths(data, run.speed_split, run.speed_utterances, seed)
     setup = SpeedSetup(device=device, threads=torch.get_num_threads(), max_tokens=PAPER_MAX_TOKENS,
                        repeats=run.speed_repeats, lengths=lengths)
-    def time_models() -> dict:
-        timed = run_speed_suite(models, setup, reference=run.reference, failures=failures,
-                                step=lambda text: steps.step(f"{text} on {len(lengths)} {run.speed_split} utterances"),
-                                log=lambda line: print(line, flush=True))
+    def time_models() -> dict:  # in a fresh process, as a deployed model runs (whatever was fine-tuned here)
+        steps.step(f"speed of {len(models)} models on {len(lengths)} {run.speed_split} utterances")
+        timed = in_fresh_process(run_speed_suite, models, setup, reference=run.reference, failures=failures,
+                                 log=functools.partial(print, flush=True))
         return {"machine": timed.machine, "baseline": timed.baseline, "speed": timed.row_dicts()}
 
     timed = store.run("speed", time_models)

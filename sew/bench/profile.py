@@ -8,6 +8,7 @@ presets of the three families on the built-in corpus in under 30 minutes on 2 CP
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,21 +71,22 @@ def run_profile(profile: Profile, out_root: str | Path = "results", *, seed: int
     from sew.bench.plot import pareto_plot
     from sew.bench.report import PhaseStore, merged_table, results_dir, write_results
     from sew.bench.speed import SpeedSetup, run_speed_suite
-    from sew.bench.timing import utterance_lengths
+    from sew.bench.timing import in_fresh_process, utterance_lengths
     from sew.bench.wer import summarize_repeats, train_and_score
 
     out = results_dir(out_root, resume)
     train_s = profile.budget_minutes * 60 + 30 if profile.budget_minutes else None  # + the test-split decoding
-    steps = Progress([None] * len(profile.models) + [train_s] * (len(profile.models) * repeats))
+    steps = Progress([None] + [train_s] * (len(profile.models) * repeats))
     setup = SpeedSetup(device=device, repeats=profile.speed_repeats, threads=torch.get_num_threads(),
                        lengths=utterance_lengths(profile.speed_utterances, seed))
     failures = FailureLog()
     store = PhaseStore(out, {"profile": vars(profile), "seed": seed, "repeats": repeats, "data": str(data),
                              "device": device}, failures)
 
-    def time_models() -> dict:
-        run = run_speed_suite(profile.models, setup, reference=profile.reference, failures=failures, step=steps.step,
-                              log=lambda line: print(line, flush=True))
+    def time_models() -> dict:  # in a fresh process, as a deployed model runs (the training here comes after)
+        steps.step(f"speed of {', '.join(profile.models)}")
+        run = in_fresh_process(run_speed_suite, profile.models, setup, reference=profile.reference, failures=failures,
+                               log=functools.partial(print, flush=True))
         return {"speed": run.row_dicts(), "machine": run.machine, "baseline": run.baseline}
 
     timed = store.run("speed", time_models)

@@ -193,7 +193,7 @@ def run_real(profile: RealProfile, data: str | Path, out_root="results", *, prog
     from sew.bench.downstream import accuracy_plot, add_speed_ratios, merge, time_models, train_run
     from sew.bench.profile import Progress
     from sew.bench.report import PhaseStore, markdown_table, results_dir, write_results
-    from sew.bench.timing import machine_info
+    from sew.bench.timing import in_fresh_process, machine_info
     from sew.classify.data import corpus_labels
     from sew.data.corpus import read_corpus
 
@@ -219,14 +219,13 @@ def run_real(profile: RealProfile, data: str | Path, out_root="results", *, prog
     manifests = write_manifests(corpora, out / "data", workers, progress)
     pool = store.run("pool", lambda: build_pool(root, out / "data" / "pool", min_seconds=profile.min_clip_seconds,
                                                 workers=workers, progress=progress))
-    # Timed before any training in this process: after it, SEW-D micro's first timed round ran 25% slower
-    # (docs/results.md, the Zen 3 section); a deployed classifier runs in a fresh process.
+    # Timed in a fresh process, as a deployed classifier runs (sew.bench.timing.in_fresh_process).
     speed = []
     for task in tasks:
         steps.step(f"{task}: speed of each model's classifier")
         labels = corpus_labels(read_corpus(manifests[task], split="train"))
-        timed = store.run(f"speed {task}", lambda: time_models(
-            profile.models, manifests[task], labels, utterances=profile.speed_utterances,
+        timed = store.run(f"speed {task}", lambda: in_fresh_process(
+            time_models, profile.models, manifests[task], labels, utterances=profile.speed_utterances,
             repeats=profile.speed_repeats, failures=failures, task=task))
         speed += [{"task": task, **r} for r in timed]
     add_speed_ratios(speed)

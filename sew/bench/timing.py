@@ -19,7 +19,7 @@ import torch
 
 from sew.bench.flops import SAMPLE_RATE
 from sew.cpu import capabilities, onednn_available
-from sew.runtime import malloc_tuned
+from sew.runtime import inference_kernels, keep_freed_memory, keep_onednn_kernels, malloc_tuned
 
 
 def utterance_lengths(count: int = 32, seed: int = 0, mean_seconds: float = 6.5) -> list[int]:
@@ -117,6 +117,44 @@ class PeakMemory:
         else:
             self._stop.set()
             self._thread.join()
+
+
+def in_fresh_process(fn, /, *args, failures=None, **kwargs):
+    """``fn(*args, **kwargs)`` in a new Python process set up to run models, and its result.
+
+    A benchmark's timings are those of a deployed model in a process of its own, whatever this
+    process trained before, and with the compiled-kernel cache that inference wants and training does
+    not (``sew.runtime.keep_onednn_kernels``): the child keeps ``inference_kernels()`` of oneDNN's
+    kernels, keeps freed memory and uses this process's thread count. ``fn`` must be importable (a
+    module-level function). With ``failures`` (a ``FailureLog``), ``fn`` gets a log of its own as
+    ``failures=`` and the child's records are added to this one.
+    """
+    import concurrent.futures
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # a clean process: no fork of this one's heap or threads
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=_set_up_inference,
+                                                initargs=(inference_kernels(), torch.get_num_threads())) as pool:
+        result, records = pool.submit(_call_recording_failures, fn, args, kwargs, failures is not None).result()
+    if failures is not None:
+        failures.records.extend(records)  # announced on stderr by the child as they happened
+    return result
+
+
+def _set_up_inference(kernels: int, threads: int) -> None:
+    os.environ.pop("ONEDNN_PRIMITIVE_CACHE_CAPACITY", None)  # inherited from the parent: a training capacity
+    keep_onednn_kernels(kernels)
+    keep_freed_memory()
+    torch.set_num_threads(threads)
+
+
+def _call_recording_failures(fn, args, kwargs, record: bool):
+    if not record:
+        return fn(*args, **kwargs), []
+    from sew.bench.failures import FailureLog
+
+    log = FailureLog()
+    return fn(*args, failures=log, **kwargs), log.records
 
 
 def synchronize(device: torch.device) -> None:

@@ -11,7 +11,7 @@ import importlib
 import sys
 
 from sew.files import DirectoryInUseError
-from sew.runtime import keep_freed_memory, keep_onednn_kernels
+from sew.runtime import INFERENCE_KERNELS, TRAINING_KERNELS, keep_freed_memory, keep_onednn_kernels
 
 COMMANDS = ["models", "convert", "data", "pretrain", "finetune", "eval", "transcribe", "classify", "features", "bench",
             "export"]
@@ -37,8 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # Reuse freed heap memory instead of page-faulting fresh buffers every forward pass (sew.runtime).
     keep_freed_memory()
-    # Keep more of oneDNN's compiled kernels: rebuilding an evicted one costs more than short clips' products.
-    keep_onednn_kernels()
+    # oneDNN's compiled kernels: many kept where models run (rebuilding one costs more than a short clip's
+    # product), few where they train (each batch's shapes are new; a full cache slows training down).
+    # A command that trains says so with set_defaults(trains=True).
+    keep_onednn_kernels(TRAINING_KERNELS if getattr(args, "trains", False) else INFERENCE_KERNELS)
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, DirectoryInUseError) as err:

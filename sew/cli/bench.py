@@ -313,19 +313,19 @@ def add_parser(sub) -> None:
     p.add_argument("--results-page", default=None, metavar="PAGE.md",
                    help="also write this run's table, command, machine, date and commit into the results page "
                         "(e.g. docs/results.md), replacing the previous run of the same profile")
-    p.set_defaults(func=run_main)
+    p.set_defaults(func=run_main, trains=True)  # the profiles train; they time in a fresh process
     bench = p.add_subparsers(dest="bench_command", metavar="BENCH")
     speed = bench.add_parser("speed", help="inference speed: time per utterance, throughput, FLOPs, memory",
                              description="Time forward + greedy CTC decoding over length-sorted padded batches "
                                          "(the paper's protocol), ours and transformers' on the same weights.")
     add_speed_arguments(speed)
-    speed.set_defaults(func=run_speed)
+    speed.set_defaults(func=run_speed, trains=False)
     train_speed = bench.add_parser("train-speed", help="training speed: one update, ours against transformers",
                                    description="Time a plain training update (forward with lengths, summed CTC or "
                                                "the contrastive objective, backward, Adam) of ours and of "
                                                "transformers' twin on the same weights and fixed batches.")
     add_train_speed_arguments(train_speed)
-    train_speed.set_defaults(func=run_train_speed_command)
+    train_speed.set_defaults(func=run_train_speed_command, trains=False)  # fixed shapes, timed: kernels reused
     wer = bench.add_parser("wer", help="WER and CER of each model after the same fine-tuning budget",
                            description="Fine-tune each model with the same recipe and budget, then decode the test split.")
     add_common(wer, "the micro presets")

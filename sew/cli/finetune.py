@@ -101,4 +101,4 @@ def add_parser(sub) -> None:
     p.add_argument("--test-split", default="test",
                    help="after training, evaluate RUN/best on this split of --data if it exists ('' to skip; "
                         "default: test)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, trains=True)

@@ -65,4 +65,4 @@ def add_parser(sub) -> None:
                    help="updates between checkpoints, 0 for the end only (default: the recipe's)")
     p.add_argument("--keep-last", type=int, default=None, help="checkpoints kept (default: the recipe's)")
     p.add_argument("--list", action="store_true", help="list the pretraining presets and exit")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, trains=True)
