@@ -99,3 +99,28 @@ def test_timing_runs_in_a_fresh_process_with_the_inference_cache(monkeypatch):
         torch.set_num_threads(threads)
     assert run.rows == [] and [(r["model"], r["phase"]) for r in failures.records] == [("no-such-model", "speed")]
     assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(runtime.TRAINING_KERNELS)  # this process unchanged
+
+
+def _die() -> None:  # module level: the spawned child imports it by name
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)  # what the out-of-memory killer does
+
+
+def _record_then_raise(failures) -> None:
+    failures.add("some-model", "speed", "recorded before the error")
+    raise ValueError("bad input in the child")
+
+
+def test_a_timing_process_that_dies_or_raises_says_so():
+    """A child killed without a word is named with its signal; an error in it comes back as itself, with
+    the failures it recorded first."""
+    from sew.bench.failures import FailureLog
+    from sew.bench.timing import TimingProcessDied, in_fresh_process
+
+    with pytest.raises(TimingProcessDied, match="_die was killed by SIGKILL"):
+        in_fresh_process(_die)
+    failures = FailureLog()
+    with pytest.raises(ValueError, match="bad input in the child"):
+        in_fresh_process(_record_then_raise, failures=failures)
+    assert [(r["model"], r["error"]) for r in failures.records] == [("some-model", "recorded before the error")]

@@ -152,10 +152,11 @@ def run_downstream(profile: DownstreamProfile, out_root="results", *, seed: int 
         steps.step(f"{task}: data and speed")
         roots[task] = root = default_task(task)
         labels = corpus_labels(read_corpus(root, split="train"))
-        timed = store.run(f"speed {task}", lambda: in_fresh_process(
-            time_models, profile.models, root, labels, utterances=profile.speed_utterances,
-            repeats=profile.speed_repeats, failures=failures, task=task))
-        for r in timed:
+        timed = store.run(f"speed {task}", lambda: failures.attempt(  # a dead timing process costs the rows only
+            "every model", f"{task} speed", lambda: in_fresh_process(
+                time_models, profile.models, root, labels, utterances=profile.speed_utterances,
+                repeats=profile.speed_repeats, failures=failures, task=task)))
+        for r in timed or []:
             speed.append({"task": task, **r})
     add_speed_ratios(speed)
     for task, model, mode in plan:

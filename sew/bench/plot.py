@@ -40,7 +40,10 @@ def pareto_plot(speed: list[dict], wer: list[dict], path: str | Path, metrics=("
         ax.set_ylabel(f"{metric.upper()}{on} (%)")
         ax.set_title(f"{metric.upper()}{on} against inference time")
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+        else:  # nothing timed (the timing failed): an empty plot that says so
+            ax.text(0.5, 0.5, "no model was timed", transform=ax.transAxes, ha="center", va="center")
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)

@@ -224,10 +224,11 @@ def run_real(profile: RealProfile, data: str | Path, out_root="results", *, prog
     for task in tasks:
         steps.step(f"{task}: speed of each model's classifier")
         labels = corpus_labels(read_corpus(manifests[task], split="train"))
-        timed = store.run(f"speed {task}", lambda: in_fresh_process(
-            time_models, profile.models, manifests[task], labels, utterances=profile.speed_utterances,
-            repeats=profile.speed_repeats, failures=failures, task=task))
-        speed += [{"task": task, **r} for r in timed]
+        timed = store.run(f"speed {task}", lambda: failures.attempt(  # a dead timing process costs the rows only
+            "every model", f"{task} speed", lambda: in_fresh_process(
+                time_models, profile.models, manifests[task], labels, utterances=profile.speed_utterances,
+                repeats=profile.speed_repeats, failures=failures, task=task)))
+        speed += [{"task": task, **r} for r in timed or []]
     add_speed_ratios(speed)
     steps.step(f"pretraining {profile.pretrain_model} on the pool ({profile.pretrain_preset} preset), "
                f"{profile.pretrain_minutes:g} min")

@@ -127,18 +127,78 @@ def in_fresh_process(fn, /, *args, failures=None, **kwargs):
     not (``sew.runtime.keep_onednn_kernels``): the child keeps ``inference_kernels()`` of oneDNN's
     kernels, keeps freed memory and uses this process's thread count. ``fn`` must be importable (a
     module-level function). With ``failures`` (a ``FailureLog``), ``fn`` gets a log of its own as
-    ``failures=`` and the child's records are added to this one.
+    ``failures=`` and the child's records are added to this one. An exception in ``fn`` is raised
+    here; a child that dies without a word (killed for memory, a crash in native code) raises
+    ``TimingProcessDied`` naming its exit code or signal, so that a benchmark can record it and go on.
     """
-    import concurrent.futures
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")  # a clean process: no fork of this one's heap or threads
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=_set_up_inference,
-                                                initargs=(inference_kernels(), torch.get_num_threads())) as pool:
-        result, records = pool.submit(_call_recording_failures, fn, args, kwargs, failures is not None).result()
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_child, name="sew-timing", args=(
+        send, inference_kernels(), torch.get_num_threads(), fn, args, kwargs, failures is not None))
+    child.start()
+    send.close()  # the child holds the only writer: its death ends the pipe
+    try:
+        outcome = receive.recv()  # before join: a large result would otherwise fill the pipe and stall both
+    except EOFError:
+        outcome = None
+    finally:
+        receive.close()
+        child.join()
+    if outcome is None:
+        raise TimingProcessDied(f"the timing process for {getattr(fn, '__name__', fn)} {_ended(child.exitcode)} "
+                                "without a result (out of memory, or a crash in native code); rerun with "
+                                "fewer --speed-utterances or see the kernel log")
+    status, value, records = outcome
     if failures is not None:
         failures.records.extend(records)  # announced on stderr by the child as they happened
-    return result
+    if status == "raised":
+        raise value
+    return value
+
+
+class TimingProcessDied(RuntimeError):
+    """``in_fresh_process``'s child ended without sending a result."""
+
+
+def _ended(exitcode: int | None) -> str:
+    import signal
+
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"was killed by {name}" + (" (the kernel's out-of-memory killer sends it)" if name == "SIGKILL" else "")
+    return f"exited with code {exitcode}"
+
+
+def _child(send, kernels: int, threads: int, fn, args, kwargs, record: bool) -> None:
+    import pickle
+    import traceback
+
+    _set_up_inference(kernels, threads)
+    log = None
+    try:
+        if record:
+            from sew.bench.failures import FailureLog
+
+            log = FailureLog()
+            kwargs = {**kwargs, "failures": log}
+        outcome = ("returned", fn(*args, **kwargs))
+    except Exception as err:
+        from sew.bench.failures import describe_error
+
+        try:
+            pickle.dumps(err)
+        except Exception:
+            err = RuntimeError(describe_error(err))
+        if hasattr(err, "add_note"):  # Python 3.11+: the child's frames travel with the error
+            err.add_note("in the timing process:\n" + traceback.format_exc())
+        outcome = ("raised", err)
+    send.send((*outcome, log.records if log is not None else []))
+    send.close()
 
 
 def _set_up_inference(kernels: int, threads: int) -> None:
@@ -146,15 +206,6 @@ def _set_up_inference(kernels: int, threads: int) -> None:
     keep_onednn_kernels(kernels)
     keep_freed_memory()
     torch.set_num_threads(threads)
-
-
-def _call_recording_failures(fn, args, kwargs, record: bool):
-    if not record:
-        return fn(*args, **kwargs), []
-    from sew.bench.failures import FailureLog
-
-    log = FailureLog()
-    return fn(*args, failures=log, **kwargs), log.records
 
 
 def synchronize(device: torch.device) -> None:

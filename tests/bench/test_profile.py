@@ -191,3 +191,23 @@ def test_a_resumed_phase_brings_back_the_failures_recorded_inside_it(tmp_path):
     again = FailureLog()
     assert PhaseStore(tmp_path, {"a": 1}, again).run("speed", lambda: pytest.fail("ran again")) == {"speed": [1]}
     assert [(r["model"], r["error"]) for r in again.records] == [("no-such-model", "not a preset")]
+
+
+def test_a_timing_process_that_dies_costs_the_speed_rows_only(corpus, tmp_path, monkeypatch):
+    """The models are timed in a child process; if it is killed (out of memory), the run records that,
+    trains and scores every model, writes its files and exits 1."""
+    import sew.bench.timing as timing
+
+    def killed(fn, *args, **kwargs):
+        raise timing.TimingProcessDied("the timing process for run_speed_suite was killed by SIGKILL")
+
+    monkeypatch.setattr(timing, "in_fresh_process", killed)
+    code = main(["bench", "--models", "sew-d-micro", "--max-update", "1", "--max-minutes", "60",
+                 "--speed-utterances", "1", "--data", str(corpus), "--out", str(tmp_path), "--no-reference",
+                 "--no-progress", "--threads", "1"])
+    assert code == 1
+    (run,) = list(tmp_path.iterdir())
+    data = json.loads((run / "results.json").read_text())
+    assert data["speed"] == [] and [r["model"] for r in data["wer"]] == ["sew-d-micro"]
+    assert [(r["model"], r["phase"]) for r in data["failures"]] == [("every model", "speed")]
+    assert "SIGKILL" in data["failures"][0]["error"] and "| sew-d-micro |" in (run / "results.md").read_text()
