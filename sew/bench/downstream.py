@@ -84,6 +84,16 @@ def score(model_dir: Path, root: Path) -> dict:
     return result.summary
 
 
+def time_models_in_fresh_process(models: list[str], root: Path, labels: list[str], *, utterances: int,
+                                  repeats: int, failures: FailureLog, task: str) -> list[dict] | None:
+    """``time_models`` in a fresh process, as a deployed classifier runs (``sew.bench.timing.in_fresh_process``);
+    a timing process that dies is recorded for every model (None: the task's speed rows only are lost)."""
+    from sew.bench.timing import in_fresh_process
+
+    return failures.attempt("every model", f"{task} speed", lambda: in_fresh_process(
+        time_models, models, root, labels, utterances=utterances, repeats=repeats, failures=failures, task=task))
+
+
 def time_models(models: list[str], root: Path, labels: list[str], *, utterances: int, repeats: int,
                 failures: FailureLog, task: str) -> list[dict]:
     """ms per utterance (padded batches) and batch-1 latency of each model's classifier on ``root``'s test
@@ -124,7 +134,7 @@ def run_downstream(profile: DownstreamProfile, out_root="results", *, seed: int 
     from sew.bench.pretrained import pretrained_encoder
     from sew.bench.profile import Progress
     from sew.bench.report import PhaseStore, markdown_table, results_dir, write_results
-    from sew.bench.timing import in_fresh_process, machine_info
+    from sew.bench.timing import machine_info
     from sew.classify.data import corpus_labels
     from sew.data.corpus import read_corpus
     from sew.data.tasks import default_task
@@ -152,10 +162,9 @@ def run_downstream(profile: DownstreamProfile, out_root="results", *, seed: int 
         steps.step(f"{task}: data and speed")
         roots[task] = root = default_task(task)
         labels = corpus_labels(read_corpus(root, split="train"))
-        timed = store.run(f"speed {task}", lambda: failures.attempt(  # a dead timing process costs the rows only
-            "every model", f"{task} speed", lambda: in_fresh_process(
-                time_models, profile.models, root, labels, utterances=profile.speed_utterances,
-                repeats=profile.speed_repeats, failures=failures, task=task)))
+        timed = store.run(f"speed {task}", lambda: time_models_in_fresh_process(
+            profile.models, root, labels, utterances=profile.speed_utterances, repeats=profile.speed_repeats,
+            failures=failures, task=task))
         for r in timed or []:
             speed.append({"task": task, **r})
     add_speed_ratios(speed)

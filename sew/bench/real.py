@@ -190,10 +190,10 @@ def run_real(profile: RealProfile, data: str | Path, out_root="results", *, prog
     """Every phase of ``profile`` on the corpora under ``data``; writes results.json, results.md, curves.png and
     accuracy.png; returns (directory, results). Finished phases are kept (``PhaseStore``); ``resume`` continues.
     The pretraining and the classification runs use the first of ``profile.seeds``."""
-    from sew.bench.downstream import accuracy_plot, add_speed_ratios, merge, time_models, train_run
+    from sew.bench.downstream import accuracy_plot, add_speed_ratios, merge, time_models_in_fresh_process, train_run
     from sew.bench.profile import Progress
     from sew.bench.report import PhaseStore, markdown_table, results_dir, write_results
-    from sew.bench.timing import in_fresh_process, machine_info
+    from sew.bench.timing import machine_info
     from sew.classify.data import corpus_labels
     from sew.data.corpus import read_corpus
 
@@ -219,15 +219,13 @@ def run_real(profile: RealProfile, data: str | Path, out_root="results", *, prog
     manifests = write_manifests(corpora, out / "data", workers, progress)
     pool = store.run("pool", lambda: build_pool(root, out / "data" / "pool", min_seconds=profile.min_clip_seconds,
                                                 workers=workers, progress=progress))
-    # Timed in a fresh process, as a deployed classifier runs (sew.bench.timing.in_fresh_process).
     speed = []
     for task in tasks:
         steps.step(f"{task}: speed of each model's classifier")
         labels = corpus_labels(read_corpus(manifests[task], split="train"))
-        timed = store.run(f"speed {task}", lambda: failures.attempt(  # a dead timing process costs the rows only
-            "every model", f"{task} speed", lambda: in_fresh_process(
-                time_models, profile.models, manifests[task], labels, utterances=profile.speed_utterances,
-                repeats=profile.speed_repeats, failures=failures, task=task)))
+        timed = store.run(f"speed {task}", lambda: time_models_in_fresh_process(
+            profile.models, manifests[task], labels, utterances=profile.speed_utterances,
+            repeats=profile.speed_repeats, failures=failures, task=task))
         speed += [{"task": task, **r} for r in timed or []]
     add_speed_ratios(speed)
     steps.step(f"pretraining {profile.pretrain_model} on the pool ({profile.pretrain_preset} preset), "
